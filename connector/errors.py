@@ -1,0 +1,46 @@
+"""One exception root for the connector, split by what the caller should do about it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ConnectorError(Exception):
+    """Something went wrong in the Bitrix SLA connector."""
+
+
+class TransientError(ConnectorError):
+    """A failure that may go away by itself: retry later (timeouts, 5xx, 429, lock waits)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(ConnectorError):
+    """A failure that retrying will not fix (bad data, 4xx): record it and stop."""
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem in a mapping or settings file."""
+
+    file: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.path}" if self.path else self.file
+        return f"{where}: {self.message}"
+
+
+class ConfigError(ConnectorError):
+    """The configuration is invalid; the service refuses to start until it is fixed."""
+
+    def __init__(self, issues: list[ConfigIssue], *, directory: Path | None = None) -> None:
+        self.issues = issues
+        self.directory = directory
+        lines = "\n".join(f"  {issue}" for issue in issues)
+        where = f" in {directory}" if directory is not None else ""
+        super().__init__(f"{len(issues)} configuration error(s){where}:\n{lines}")

@@ -1,0 +1,1 @@
+"""Flask edge that receives helpdesk webhooks."""
