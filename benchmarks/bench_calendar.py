@@ -35,7 +35,9 @@ def _starts(count: int) -> list[dt.datetime]:
     return [origin + dt.timedelta(seconds=rng.randrange(365 * 86400)) for _ in range(count)]
 
 
-def _median_us(call: Callable[[dt.datetime], object], starts: list[dt.datetime], rounds: int) -> float:
+def _median_us(
+    call: Callable[[dt.datetime], object], starts: list[dt.datetime], rounds: int
+) -> float:
     """Median over ``rounds`` passes of the mean per-call time of one pass over ``starts``."""
     samples = []
     for _ in range(rounds):
@@ -51,7 +53,7 @@ def main() -> int:
     spec = CalendarSpec.model_validate(
         {
             "timezone": "Europe/Moscow",
-            "week": {d: WORKDAY for d in ("mon", "tue", "wed", "thu", "fri")},
+            "week": dict.fromkeys(("mon", "tue", "wed", "thu", "fri"), WORKDAY),
             # the same days off the other libraries get: holidays and transfers, no workdays
             "dates": {day: [] for day in days_off},
         }

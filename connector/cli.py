@@ -94,7 +94,9 @@ def cmd_due(args: argparse.Namespace, out: TextIO) -> int:
     if args.hours < 0:
         raise UsageError("--hours must not be negative")
     result = due(start, args.hours, calendar)
-    print(f"calendar {name} ({calendar.zone.key}), start {start.astimezone(calendar.zone)}", file=out)
+    print(
+        f"calendar {name} ({calendar.zone.key}), start {start.astimezone(calendar.zone)}", file=out
+    )
     print(f"after {args.hours:g} working hours: {result.isoformat()}", file=out)
     if args.cap_days is not None:
         if args.cap_days < 0:
@@ -153,7 +155,8 @@ def render_decision(decision: SlaDecision, zone: dt.tzinfo) -> str:
     """The decision as an agent would like to read it."""
     lines = [
         f"ticket {decision.ticket_id}",
-        f"  tier      {decision.tier}" + (f"  (rule {decision.tier_rule})" if decision.tier_rule else "  (default)"),
+        f"  tier      {decision.tier}"
+        + (f"  (rule {decision.tier_rule})" if decision.tier_rule else "  (default)"),
         f"  urgency   {decision.urgency}  ({decision.urgency_by})",
         f"  topic     {decision.topic}  ({decision.topic_by})",
         f"  scope     {decision.scope}  ({decision.scope_by})"
@@ -163,7 +166,8 @@ def render_decision(decision: SlaDecision, zone: dt.tzinfo) -> str:
         + (f", at most {decision.cap_days} calendar days" if decision.cap_days else "")
         + f", calendar {decision.calendar}",
         f"  created   {decision.started_at.astimezone(zone).isoformat()}",
-        f"  due       {decision.due_at.astimezone(zone).isoformat()}  (by {decision.due_by.replace('_', ' ')})",
+        f"  due       {decision.due_at.astimezone(zone).isoformat()}"
+        f"  (by {decision.due_by.replace('_', ' ')})",
         f"  tags      {' '.join(decision.tags)}",
         "why:",
         *(f"  - {reason}" for reason in decision.reasons),
@@ -204,22 +208,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, handler: Callable[[argparse.Namespace, TextIO], int], text: str) -> argparse.ArgumentParser:
+    def add(
+        name: str, handler: Callable[[argparse.Namespace, TextIO], int], text: str
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text)
         sub.set_defaults(handler=handler)
         return sub
 
-    mappings_help = "directory of the mapping YAML files (default: $BITRIX_SLA_MAPPINGS or ./mappings)"
+    mappings_help = (
+        "directory of the mapping YAML files (default: $BITRIX_SLA_MAPPINGS or ./mappings)"
+    )
 
-    sub = add("check-config", cmd_check_config, "validate the mapping files; print OK or every error")
+    sub = add(
+        "check-config", cmd_check_config, "validate the mapping files; print OK or every error"
+    )
     sub.add_argument("--mappings", metavar="DIR", help=mappings_help)
 
     sub = add("due", cmd_due, "compute a due time in working hours on a calendar")
-    sub.add_argument("--start", required=True, help="ISO 8601 start; without an offset: calendar time")
+    sub.add_argument(
+        "--start", required=True, help="ISO 8601 start; without an offset: calendar time"
+    )
     sub.add_argument("--hours", required=True, type=float, help="working hours (fractions allowed)")
     sub.add_argument("--calendar", metavar="NAME", help="calendar name (default: moscow)")
     sub.add_argument("--calendars", metavar="FILE", help="calendars YAML (default: the mappings')")
-    sub.add_argument("--cap-days", type=int, metavar="K", help="cap: K calendar days not counting weekends")
+    sub.add_argument(
+        "--cap-days", type=int, metavar="K", help="cap: K calendar days not counting weekends"
+    )
 
     sub = add("classify", cmd_classify, "classify requests from a JSON-lines file (- for stdin)")
     sub.add_argument("--jsonl", required=True, metavar="FILE")

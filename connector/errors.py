@@ -22,6 +22,27 @@ class PermanentError(ConnectorError):
     """A failure that retrying will not fix (bad data, 4xx): record it and stop."""
 
 
+class RequestError(ConnectorError):
+    """An incoming HTTP request is refused; ``status`` is the answer, the message says why."""
+
+    status = 400
+    reason = "bad_request"
+
+
+class AuthError(RequestError):
+    """The request is not authenticated (no or a wrong signature, token or password)."""
+
+    status = 401
+    reason = "unauthenticated"
+
+
+class PayloadError(RequestError):
+    """The body is not what this helpdesk sends: not JSON, wrong shape, missing ticket id."""
+
+    status = 422
+    reason = "invalid_payload"
+
+
 @dataclass(frozen=True)
 class ConfigIssue:
     """One problem in a mapping or settings file."""

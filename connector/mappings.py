@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from connector.errors import ConfigError, ConfigIssue
 from connector.policy.calendar import BusinessCalendar, compile_calendar
 from connector.policy.calendar_spec import CalendarSpec
-from connector.policy.classification import Classifier, ClassificationRules
+from connector.policy.classification import ClassificationRules, Classifier
 from connector.policy.decision import TOPICS, Policy
 from connector.policy.levels import LevelsFile
 from connector.policy.overrides import OverridesFile
@@ -45,7 +45,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -54,9 +54,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
     return loader.construct_mapping(node)
 
 
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
-)
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def format_loc(loc: Iterable[int | str]) -> str:
@@ -83,9 +81,10 @@ def read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([ConfigIssue(file=str(path), path="", message=exc.strerror or str(exc))])
+        issue = ConfigIssue(file=str(path), path="", message=exc.strerror or str(exc))
+        raise ConfigError([issue]) from None
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -93,7 +92,9 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError([ConfigIssue(file=str(path), path="", message=where + problem)]) from None
 
 
-def _model(directory: Path, name: str, model: type[ModelT], issues: list[ConfigIssue]) -> ModelT | None:
+def _model(
+    directory: Path, name: str, model: type[ModelT], issues: list[ConfigIssue]
+) -> ModelT | None:
     path = directory / name
     try:
         data = read_yaml(path)
@@ -119,7 +120,7 @@ class Mappings:
 
 
 def default_mappings_dir() -> Path:
-    """``$BITRIX_SLA_MAPPINGS``, else ``./mappings``, else the ``mappings/`` shipped with the code."""
+    """``$BITRIX_SLA_MAPPINGS``, else ``./mappings``, else the ``mappings/`` beside the code."""
     configured = os.environ.get(MAPPINGS_ENV)
     if configured:
         return Path(configured)

@@ -279,7 +279,7 @@ def _holiday_data(
         source.country, subdiv=source.subdiv, years=range(first_year, last_year + 1)
     )
     names = {day: str(name) for day, name in table.items()}
-    workdays = {day for day in getattr(table, "weekend_workdays", set())}
+    workdays = set(getattr(table, "weekend_workdays", set()))
     known = source.known_until
     if known is None and source.country in _DECREE_COUNTRIES:
         special = getattr(table, "special_public_holidays", {}) or {}

@@ -58,9 +58,7 @@ def _normalize_day(intervals: list[tuple[int, int]]) -> tuple[tuple[int, int], .
     merged: list[tuple[int, int]] = []
     for start, end in sorted(intervals):
         if merged and start < merged[-1][1]:
-            raise ValueError(
-                f"intervals overlap: {_fmt(merged[-1])} and {_fmt((start, end))}"
-            )
+            raise ValueError(f"intervals overlap: {_fmt(merged[-1])} and {_fmt((start, end))}")
         if merged and start == merged[-1][1]:
             merged[-1] = (merged[-1][0], end)
         else:

@@ -40,9 +40,18 @@ from connector.policy.classification_rules import (
     ClassificationRules,
     PatternSet,
     TopicId,
-    compile_alternatives,
     normalize_with_offsets,
 )
+
+__all__ = [
+    "MAX_MATCH_CHARS",
+    "Classification",
+    "ClassificationRules",
+    "Classifier",
+    "Evidence",
+    "EvidenceKind",
+    "FieldName",
+]
 
 EvidenceKind = Literal["topic", "out_of_scope", "emergency", "not_emergency"]
 FieldName = Literal["subject", "body"]
@@ -73,16 +82,19 @@ class Classification(BaseModel):
     """The automatic classification of one request.
 
     Attributes:
-        topic: The winning scope section, or ``other``.
+        topic: The winning scope section, or ``other`` (one of the ``TopicId`` values; typed
+            as ``str`` so callers can compare it with agent-chosen topics).
         scope: ``out`` when any applicable out-of-scope reason matched.
         urgency: ``emergency`` when the request reads as a complete outage and nothing softens it.
         out_reasons: Ids of the matched out-of-scope reasons, in rules-file order.
-        evidence: The matches behind each part of the decision.
+        evidence: The matches behind each part of the decision: indicators of the chosen topic,
+            applicable out-of-scope reasons, emergency triggers, and cancels (only when a
+            trigger matched, since only then do they change anything).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    topic: TopicId
+    topic: str
     scope: Literal["in", "out"]
     urgency: Literal["emergency", "standard"]
     out_reasons: tuple[str, ...] = ()
@@ -228,8 +240,7 @@ def _compile(
     weight: int,
     cross_topic: bool,
 ) -> _Rule:
-    pattern = compile_alternatives(patterns.regex_bodies())
-    return _Rule(kind, rule_id, topic, weight, cross_topic, pattern)
+    return _Rule(kind, rule_id, topic, weight, cross_topic, patterns.compile())
 
 
 def _scan(rules: Iterable[_Rule], fields: Iterable[_Field]) -> Iterator[_Hit]:
@@ -243,6 +254,7 @@ def _scan(rules: Iterable[_Rule], fields: Iterable[_Field]) -> Iterator[_Hit]:
         for field in fields:
             seen: set[str] = set()
             for match in rule.pattern.finditer(field.normalized):
-                if match.group() not in seen:
+                # a zero-width match (an admin regex like "(?=x)") has nothing to quote
+                if match.end() > match.start() and match.group() not in seen:
                     seen.add(match.group())
                     yield _Hit(rule, field, field.quote(match.start(), match.end()))

@@ -12,9 +12,9 @@ The rules are data an admin edits, so the pattern language has two levels:
   normalized text, for the few cases phrases cannot express.
 
 Both kinds match whole words only: a match may neither start nor end inside a word, so ``500``
-does not fire on ``15000`` and ``кеш`` does not fire on ``кешбэк``. Every pattern is compiled
-during validation, so a broken entry fails with a :class:`pydantic.ValidationError` whose
-location is the key path of that entry.
+does not fire on ``15000`` and ``медленно`` does not fire on ``немедленно``. Every pattern is
+compiled during validation, so a broken entry fails with a :class:`pydantic.ValidationError`
+whose location is the key path of that entry.
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ _GAP_TOKEN = "..."
 _GAP = r"(?:\W+\w+){0,3}\W+"
 _WORD_SEPARATOR = r"\W+"
 # A match must not split a word: it may start after a non-word character or with one, and
-# likewise at its end. Plain \b would reject phrases such as "/bitrix/admin/".
+# likewise at its end. Plain \b would reject phrases such as "/bitrix/admin/". Phrases know
+# their first and last character and use the cheaper one-sided form; regex entries cannot.
+_WORD_CHAR = re.compile(r"\w")
 _NO_SPLIT_START = r"(?:(?<!\w)|(?!\w))"
 _NO_SPLIT_END = r"(?:(?!\w)|(?<!\w))"
 _NUMBERED_BACKREF = re.compile(r"(?<!\\)(?:\\\\)*\\[1-9]")
@@ -103,8 +105,12 @@ def _fold_regex(pattern: str) -> str:
     return pattern.replace("ё", "е").replace("Ё", "Е")
 
 
-def phrase_to_regex(phrase: str) -> str:
-    """Translate an admin phrase into the regex body it stands for.
+def phrase_to_regex(phrase: str) -> tuple[bool, str]:
+    """Translate an admin phrase into the regex it stands for.
+
+    Returns:
+        Whether the phrase starts with a word character (then the caller must make sure the
+        match does not start inside a word), and the regex, already guarded at its end.
 
     Raises:
         ValueError: The phrase is empty or uses ``*`` / ``...`` outside their documented places.
@@ -122,13 +128,30 @@ def phrase_to_regex(phrase: str) -> str:
         if "*" in stem or not stem:
             raise ValueError(f"'*' may only end a word, got {word!r}")
         parts.append(re.escape(stem) + (r"\w*" if word.endswith("*") else ""))
-    return "".join(parts)
+    end = r"(?!\w)" if _WORD_CHAR.match(words[-1].removesuffix("*")[-1]) else ""
+    return bool(_WORD_CHAR.match(words[0])), "".join(parts) + end
 
 
-def compile_alternatives(bodies: Iterable[str]) -> re.Pattern[str]:
-    """Compile regex bodies into one case-insensitive, whole-word alternation."""
-    alternation = "|".join(f"(?:{body})" for body in bodies)
-    return re.compile(rf"{_NO_SPLIT_START}(?:{alternation}){_NO_SPLIT_END}", re.IGNORECASE)
+def regex_to_regex(pattern: str) -> str:
+    """Wrap an admin regex so that it, too, matches whole words only."""
+    return f"{_NO_SPLIT_START}(?:{_fold_regex(pattern)}){_NO_SPLIT_END}"
+
+
+def compile_patterns(phrases: Iterable[str], regexes: Iterable[str]) -> re.Pattern[str]:
+    r"""Compile phrases and regexes into one case-insensitive, whole-word alternation.
+
+    Phrases that start with a word character share a single ``(?<!\w)`` guard in front of their
+    group: Python's ``re`` scans several times faster that way than with a guard per branch.
+    """
+    word_initial: list[str] = []
+    branches: list[str] = []
+    for phrase in phrases:
+        starts_with_word, body = phrase_to_regex(phrase)
+        (word_initial if starts_with_word else branches).append(body)
+    branches.extend(regex_to_regex(pattern) for pattern in regexes)
+    if word_initial:
+        branches.insert(0, r"(?<!\w)(?:" + "|".join(word_initial) + ")")
+    return re.compile("|".join(f"(?:{branch})" for branch in branches), re.IGNORECASE)
 
 
 def _check_phrase(phrase: str) -> str:
@@ -140,7 +163,7 @@ def _check_regex(pattern: str) -> str:
     if _NUMBERED_BACKREF.search(pattern):
         raise ValueError("numbered back-references are not supported; use (?P<name>...)")
     try:
-        compiled = compile_alternatives([_fold_regex(pattern)])
+        compiled = compile_patterns([], [pattern])
     except re.error as exc:
         raise ValueError(f"invalid regular expression: {exc}") from exc
     if compiled.fullmatch(""):
@@ -171,14 +194,12 @@ class PatternSet(_Frozen):
     def _not_empty(self) -> Self:
         if not self.phrases and not self.regex:
             raise ValueError("give at least one entry in 'phrases' or 'regex'")
-        compile_alternatives(self.regex_bodies())
+        self.compile()
         return self
 
-    def regex_bodies(self) -> tuple[str, ...]:
-        """All entries as regex bodies on normalized text, phrases first."""
-        return tuple(phrase_to_regex(p) for p in self.phrases) + tuple(
-            _fold_regex(r) for r in self.regex
-        )
+    def compile(self) -> re.Pattern[str]:
+        """All entries as one whole-word pattern on normalized text."""
+        return compile_patterns(self.phrases, self.regex)
 
 
 class Indicator(PatternSet):

@@ -51,6 +51,10 @@ class TicketSnapshot(BaseModel):
         default_factory=dict, description="ticket attributes / dynamic fields by name"
     )
     tags: tuple[str, ...] = ()
+    managed_fields: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="current values of the fields the connector writes (sla_due_at, …)",
+    )
 
 
 def field_text(value: FieldValue) -> list[str]:

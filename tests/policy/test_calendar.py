@@ -252,7 +252,9 @@ class TestSpecValidation:
             ({"xyz": ["09:00-18:00"]}, ("week", "xyz", "[key]"), "mon"),
         ],
     )
-    def test_bad_week(self, week: dict[str, list[str]], loc: tuple[object, ...], message: str) -> None:
+    def test_bad_week(
+        self, week: dict[str, list[str]], loc: tuple[object, ...], message: str
+    ) -> None:
         with pytest.raises(ValidationError) as caught:
             CalendarSpec.model_validate({"timezone": "Europe/Moscow", "week": week})
         error = caught.value.errors()[0]
@@ -262,7 +264,11 @@ class TestSpecValidation:
     def test_bad_zone_and_country(self) -> None:
         with pytest.raises(ValidationError) as caught:
             CalendarSpec.model_validate(
-                {"timezone": "Mars/Olympus", "week": {"mon": WORKDAY}, "holidays": {"country": "XX"}}
+                {
+                    "timezone": "Mars/Olympus",
+                    "week": {"mon": WORKDAY},
+                    "holidays": {"country": "XX"},
+                }
             )
         locs = {error["loc"] for error in caught.value.errors()}
         assert locs == {("timezone",), ("holidays", "country")}
@@ -338,7 +344,9 @@ def _reference_due(start: dt.datetime, seconds: int, spec: CalendarSpec) -> dt.d
 @settings(max_examples=200, deadline=None)
 @given(
     start=st.datetimes(
-        min_value=dt.datetime(2024, 1, 1), max_value=dt.datetime(2027, 12, 1), timezones=st.just(MSK)
+        min_value=dt.datetime(2024, 1, 1),
+        max_value=dt.datetime(2027, 12, 1),
+        timezones=st.just(MSK),
     ).map(lambda d: d.replace(microsecond=0)),
     seconds=st.integers(min_value=1, max_value=200 * 3600),
 )
@@ -352,7 +360,9 @@ def test_due_agrees_with_a_naive_walk(
 @settings(max_examples=200, deadline=None)
 @given(
     start=st.datetimes(
-        min_value=dt.datetime(2026, 1, 1), max_value=dt.datetime(2026, 12, 31), timezones=st.just(BERLIN)
+        min_value=dt.datetime(2026, 1, 1),
+        max_value=dt.datetime(2026, 12, 31),
+        timezones=st.just(BERLIN),
     ),
     seconds=st.integers(min_value=1, max_value=72 * 3600),
 )

@@ -141,7 +141,10 @@ OVERRIDES = OverridesFile.model_validate(
         # consulting is a level choice
         ({"fields": {"sla_override": "consulting"}}, {"level": "consulting"}),
         # bare fields give their own value; multiselects their first
-        ({"fields": {"sla_topic": "development", "sla_scope": ["out"]}}, {"topic": "development", "scope": "out"}),
+        (
+            {"fields": {"sla_topic": "development", "sla_scope": ["out"]}},
+            {"topic": "development", "scope": "out"},
+        ),
         # empty values are no choice
         ({"fields": {"sla_topic": "", "sla_override": None}}, {}),
         # first rule per kind wins: the field before the tag
@@ -162,7 +165,10 @@ def test_agent_choices(changes: dict[str, Any], expected: dict[str, str]) -> Non
         ({"urgency": [{"tag": "sla:emergency", "set": "emergency"}]}, "managed prefix"),
         ({"urgency": [{"tag": "x", "field": "y", "set": "emergency"}]}, "exactly one of"),
         ({"urgency": [{"tag": "x"}]}, "'set' is needed"),
-        ({"urgency": [{"tag": "x", "value": "y", "set": "emergency"}]}, "'value' goes with 'field'"),
+        (
+            {"urgency": [{"tag": "x", "value": "y", "set": "emergency"}]},
+            "'value' goes with 'field'",
+        ),
         ({"tag_prefix": "sla"}, "end the prefix"),
     ],
 )

@@ -1,0 +1,153 @@
+"""The ``bitrix-sla`` commands, run in-process and once through the installed console script."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from connector.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "ticket-commercial-emergency.json"
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), out=out)
+    return code, out.getvalue()
+
+
+def test_check_config_ok() -> None:
+    code, text = run("check-config", "--mappings", str(ROOT / "mappings"))
+    assert code == 0
+    assert text.splitlines()[-1] == "OK"
+
+
+def test_check_config_lists_every_error(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "mappings", tmp_path / "m")
+    levels = tmp_path / "m" / "levels.yaml"
+    levels.write_text(levels.read_text().replace("hours: 2\n", "hours: 0\n"), encoding="utf-8")
+    tiers = tmp_path / "m" / "tiers.yaml"
+    tiers.write_text(tiers.read_text().replace("default_tier: noncommercial", "default_tier: x"))
+    code, text = run("check-config", "--mappings", str(tmp_path / "m"))
+    assert code == 1
+    assert "levels.yaml: levels.vip.hours: Input should be greater than 0" in text
+    assert text.splitlines()[-1] == "1 error(s)"
+
+
+@pytest.mark.parametrize(
+    ("argv", "last_line"),
+    [
+        # the README's example: over the New Year holidays
+        (["--start", "2026-12-30T16:00:00+03:00", "--hours", "6"], "2027-01-11T13:00:00+03:00"),
+        # a start without offset is calendar-local time
+        (["--start", "2026-04-30T16:00", "--hours", "1"], "2026-04-30T17:00:00+03:00"),
+        # UTC in, Moscow offset out
+        (["--start", "2026-11-25T06:00:00Z", "--hours", "1.5"], "2026-11-25T10:30:00+03:00"),
+        # the cap wins when it is earlier
+        (
+            ["--start", "2026-11-03T10:00:00+03:00", "--hours", "24", "--cap-days", "3"],
+            "2026-11-06T10:00:00+03:00",
+        ),
+        # another calendar of the same file
+        (
+            ["--start", "2026-11-25T23:30:00+03:00", "--hours", "1", "--calendar", "moscow-24x7"],
+            "2026-11-26T00:30:00+03:00",
+        ),
+    ],
+)
+def test_due(argv: list[str], last_line: str) -> None:
+    code, text = run("due", "--calendars", str(ROOT / "mappings" / "calendars.yaml"), *argv)
+    assert code == 0
+    assert text.splitlines()[-1] == last_line
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--start", "tomorrow", "--hours", "1"], "not an ISO 8601 date-time"),
+        (["--start", "2026-11-25T10:00", "--hours", "-1"], "must not be negative"),
+        (
+            ["--start", "2026-11-25T10:00", "--hours", "1", "--calendar", "mars"],
+            "no calendar 'mars'",
+        ),
+    ],
+)
+def test_due_rejects_bad_input(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run("due", *argv)
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_classify_jsonl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "\n".join(
+            [
+                json.dumps(
+                    {
+                        "id": "a",
+                        "subject": "Сайт не открывается",
+                        "body": "Ошибка 500 на всех страницах",
+                    }
+                ),
+                json.dumps({"subject": "How do I enable composite cache?", "body": ""}),
+                "not json",
+                json.dumps({"id": "c", "subject": 5}),
+            ]
+        ),
+        encoding="utf-8",
+    )
+    code, text = run("classify", "--jsonl", str(source))
+    assert code == 1  # two bad lines
+    rows = [json.loads(line) for line in text.splitlines()]
+    assert [row["id"] for row in rows] == ["a", 2]
+    assert set(rows[0]) == {"id", "topic", "scope", "urgency", "out_reasons", "evidence"}
+    assert rows[0]["urgency"] == "emergency"
+    errors = capsys.readouterr().err
+    assert f"{source}:3:" in errors
+    assert f"{source}:4: 'subject' and 'body' must be strings" in errors
+
+
+def test_explain_text_and_json() -> None:
+    code, text = run("explain", "--ticket", str(EXAMPLE), "--now", "2026-11-27T18:00:00+03:00")
+    assert code == 0
+    assert "level     commercial-operational" in text
+    assert "due       2026-11-30T11:20:00+03:00" in text
+    code, text = run(
+        "explain", "--ticket", str(EXAMPLE), "--now", "2026-11-27T18:00:00+03:00", "--json"
+    )
+    decision = json.loads(text)
+    assert decision["due_at"] == "2026-11-30T08:20:00Z"
+    assert decision["level"] == "commercial-operational"
+    assert "sla:tier:commercial" in decision["tags"]
+
+
+def test_explain_rejects_a_bad_ticket(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "t.json"
+    bad.write_text(json.dumps({"id": "1", "created_at": "2026-11-27T16:20:00"}), encoding="utf-8")
+    code, _ = run("explain", "--ticket", str(bad))
+    assert code == 2
+    assert "created_at: Input should have timezone info" in capsys.readouterr().err
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "bitrix-sla"
+    assert script.is_file(), "pip install -e . should install the bitrix-sla script"
+    done = subprocess.run(
+        [script, "check-config", "--mappings", str(ROOT / "mappings")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "OK"
