@@ -244,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--mappings", metavar="DIR", help=mappings_help)
     sub.add_argument("--now", metavar="ISO", help="decide as of this instant (default: now)")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
+
+    from connector.cli_service import register
+
+    register(add)
     return parser
 
 

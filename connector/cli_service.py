@@ -1,0 +1,301 @@
+"""``bitrix-sla`` service commands: serve, web, worker, db, jobs, backfill."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from connector.pipeline import db
+from connector.pipeline.store import STATUSES, Job, JobStore
+from connector.settings import Settings, load_settings
+
+Adder = Callable[[str, Callable[[argparse.Namespace, TextIO], int], str], argparse.ArgumentParser]
+log = logging.getLogger("bitrix_sla")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(file=args.config) if args.config else load_settings()
+
+
+def _store(args: argparse.Namespace, *, migrate: bool = True) -> JobStore:
+    settings = _settings(args)
+    return JobStore.open(settings.database_url.get_secret_value(), migrate=migrate)
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _on_terminate(stop: Callable[[], None]) -> None:
+    """Call ``stop`` once on SIGTERM or SIGINT."""
+    fired = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        if not fired.is_set():
+            fired.set()
+            log.info("received %s, shutting down", signal.Signals(signum).name)
+            threading.Thread(target=stop, name="shutdown").start()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+# -- db ----------------------------------------------------------------------------------------
+
+
+def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
+    store = _store(args, migrate=False)
+    applied = db.upgrade(store.engine)
+    version = db.current_version(store.engine)
+    store.close()
+    print(f"applied {applied}" if applied else "nothing to apply", file=out)
+    print(f"schema version {version}", file=out)
+    return 0
+
+
+# -- jobs --------------------------------------------------------------------------------------
+
+
+def _when(moment: dt.datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def _row(job: Job) -> str:
+    error = (job.last_error or "").replace("\n", " ")
+    if len(error) > 60:
+        error = error[:57] + "..."
+    ticket = f"{job.kind}/{job.instance}/{job.ticket_id}"
+    when = _when(job.run_at)
+    return f"{job.id:>8}  {job.status:<7}  {ticket:<32}  {job.attempts:>3}  {when}  {error}"
+
+
+def cmd_jobs_list(args: argparse.Namespace, out: TextIO) -> int:
+    store = _store(args)
+    listed = store.list_jobs(args.status, args.limit)
+    store.close()
+    print(
+        f"{'id':>8}  {'status':<7}  {'ticket':<32}  {'att':>3}  {'run at (UTC)':<19}  last error",
+        file=out,
+    )
+    for job in listed:
+        print(_row(job), file=out)
+    if not listed:
+        print("(no jobs)", file=out)
+    return 0
+
+
+def cmd_jobs_show(args: argparse.Namespace, out: TextIO) -> int:
+    store = _store(args)
+    job = store.get(args.id)
+    if job is None:
+        store.close()
+        print(f"bitrix-sla jobs show: no job {args.id}", file=sys.stderr)
+        return 1
+    runs = store.runs(job.id)
+    store.close()
+    document: dict[str, Any] = {"job": job.model_dump(mode="json"), "runs": runs}
+    print(json.dumps(document, indent=2, default=str, ensure_ascii=False), file=out)
+    return 0
+
+
+def cmd_jobs_replay(args: argparse.Namespace, out: TextIO) -> int:
+    store = _store(args)
+    try:
+        if args.all_dead:
+            count = store.replay_all_dead()
+            print(f"replayed {count} dead job(s)", file=out)
+            return 0
+        if args.id is None:
+            print("bitrix-sla jobs replay: give a job id or --all-dead", file=sys.stderr)
+            return 2
+        if not store.replay(args.id):
+            job = store.get(args.id)
+            state = "does not exist" if job is None else f"is {job.status}, not dead"
+            print(f"bitrix-sla jobs replay: job {args.id} {state}", file=sys.stderr)
+            return 1
+        print(f"job {args.id} queued again", file=out)
+        return 0
+    finally:
+        store.close()
+
+
+# -- backfill ----------------------------------------------------------------------------------
+
+
+def cmd_backfill(args: argparse.Namespace, out: TextIO) -> int:
+    from connector.service import Service
+
+    service = Service.from_settings(_settings(args))
+    since = None
+    if args.since:
+        try:
+            since = dt.datetime.fromisoformat(args.since)
+        except ValueError:
+            print(
+                f"bitrix-sla backfill: --since {args.since!r} is not an ISO date", file=sys.stderr
+            )
+            return 2
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=dt.UTC)
+    chosen = {key: a for key, a in service.adapters.items() if args.instance in (None, key[1])}
+    if not chosen:
+        print(f"bitrix-sla backfill: no instance {args.instance!r} configured", file=sys.stderr)
+        return 2
+    total = 0
+    for (kind, name), adapter in chosen.items():
+        count = 0
+        for ticket_id in adapter.changed_since(since):
+            service.store.enqueue(kind, name, ticket_id, "backfill")
+            count += 1
+            if count % 50 == 0:
+                print(f"\r{kind}/{name}: {count} tickets queued", end="", file=sys.stderr)
+        print(f"\r{kind}/{name}: {count} tickets queued", file=sys.stderr)
+        total += count
+    service.store.close()
+    print(f"queued {total} open ticket(s)", file=out)
+    return 0
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
+    from connector.service import Service
+
+    _logging(args.log_level)
+    service = Service.from_settings(_settings(args))
+    worker = service.worker(args.concurrency)
+    if args.metrics_port:
+        from prometheus_client import REGISTRY, start_http_server
+
+        from connector.metrics import QueueDepthCollector
+
+        REGISTRY.register(QueueDepthCollector(service.store.counts))
+        start_http_server(args.metrics_port, addr=args.metrics_host)
+    _on_terminate(lambda: worker.stop(args.grace))
+    worker.run_forever()
+    service.store.close()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    from werkzeug.serving import make_server
+
+    from connector.service import Service
+    from webhooks.app import create_app
+
+    _logging(args.log_level)
+    service = Service.from_settings(_settings(args))
+    worker = service.worker(args.concurrency)
+    app = create_app(service, worker=worker)
+    server = make_server(args.host, args.port, app, threaded=True)
+    worker.start()
+
+    def stop() -> None:
+        server.shutdown()
+        worker.stop(args.grace)
+
+    _on_terminate(stop)
+    print(f"listening on http://{args.host}:{server.server_port}", file=out, flush=True)
+    server.serve_forever()
+    service.store.close()
+    return 0
+
+
+def cmd_web(args: argparse.Namespace, out: TextIO) -> int:
+    settings = _settings(args)
+    store = JobStore.open(settings.database_url.get_secret_value())  # migrate once, not per worker
+    store.close()
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bitrix-sla-metrics-")
+    if args.config:
+        os.environ["BITRIX_SLA_CONFIG"] = str(Path(args.config).resolve())
+    command = [
+        "gunicorn",
+        "--workers",
+        str(args.workers),
+        "--bind",
+        f"{args.host}:{args.port}",
+        "--graceful-timeout",
+        str(int(args.grace)),
+        "--access-logfile",
+        "-",
+        "webhooks.wsgi:app",
+    ]
+    executable = Path(sys.executable).parent / "gunicorn"
+    os.execv(str(executable), command)
+
+
+# -- wiring ------------------------------------------------------------------------------------
+
+
+def register(add: Adder) -> None:
+    """Add the service commands to the ``bitrix-sla`` parser."""
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--config", metavar="FILE", help="settings YAML (default: $BITRIX_SLA_CONFIG)"
+        )
+
+    def running(sub: argparse.ArgumentParser) -> None:
+        common(sub)
+        sub.add_argument("--concurrency", type=int, help="worker threads (default: settings)")
+        sub.add_argument(
+            "--grace", type=float, default=30.0, help="seconds to finish jobs on SIGTERM"
+        )
+        sub.add_argument("--log-level", default="INFO")
+
+    sub = add("serve", cmd_serve, "web edge and worker in one process (the embedded default)")
+    running(sub)
+    sub.add_argument("--host", default="127.0.0.1")
+    sub.add_argument("--port", type=int, default=8080)
+
+    sub = add("web", cmd_web, "the web edge under gunicorn (for containers)")
+    common(sub)
+    sub.add_argument("--host", default="0.0.0.0")
+    sub.add_argument("--port", type=int, default=8080)
+    sub.add_argument("--workers", type=int, default=4)
+    sub.add_argument("--grace", type=float, default=30.0)
+
+    sub = add("worker", cmd_worker, "run jobs: read tickets, decide, write back")
+    running(sub)
+    sub.add_argument("--metrics-port", type=int, help="serve /metrics on this port")
+    sub.add_argument("--metrics-host", default="0.0.0.0")
+
+    sub = add("db", cmd_db_upgrade, "database schema: 'db upgrade' applies pending migrations")
+    sub.add_argument("action", choices=["upgrade"])
+    common(sub)
+
+    sub = add(
+        "backfill", cmd_backfill, "queue every open ticket (after a mappings change or install)"
+    )
+    common(sub)
+    sub.add_argument("--instance", metavar="NAME", help="only this helpdesk instance")
+    sub.add_argument("--since", metavar="DATE", help="only tickets changed since (ISO 8601)")
+
+    jobs = add("jobs", cmd_jobs_list, "inspect and replay jobs (dead letters)")
+    actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="list jobs, newest first")
+    listing.set_defaults(handler=cmd_jobs_list)
+    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--limit", type=int, default=50)
+    common(listing)
+    show = actions.add_parser("show", help="one job with its runs")
+    show.set_defaults(handler=cmd_jobs_show)
+    show.add_argument("id", type=int)
+    common(show)
+    replay = actions.add_parser("replay", help="queue dead jobs again")
+    replay.set_defaults(handler=cmd_jobs_replay)
+    replay.add_argument("id", type=int, nargs="?")
+    replay.add_argument("--all-dead", action="store_true")
+    common(replay)

@@ -1,0 +1,1 @@
+"""Helpdesk adapters: one folder per helpdesk kind, the same files in each."""

@@ -1,0 +1,261 @@
+"""HTTP plumbing every helpdesk adapter shares: a safe session and one error classification.
+
+Helpdesks fail in the usual ways: the host is down or restarting (connection refused, reset),
+a reverse proxy answers 502/503/504 while the application restarts, a SaaS front-end throttles
+with 429 and ``Retry-After``, and the application itself answers 4xx when the request is wrong
+(unknown ticket, invalid field value, revoked token). The pipeline only needs to know whether
+trying again later can help, so :func:`error_for` turns every outcome into a
+:class:`~connector.errors.TransientError` (retry, honouring ``Retry-After``) or a
+:class:`~connector.errors.PermanentError` (record and stop), with a message an operator can act
+on. Messages never contain credentials: URLs are reduced to their path and any secret header
+value the request carried is masked if the server echoes it back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from connector.errors import PermanentError, TransientError
+
+DEFAULT_TIMEOUT: float = 10.0
+#: 4xx statuses worth retrying (every 5xx is): the server timed out, or it throttles us
+TRANSIENT_STATUSES = frozenset({408, 429})
+_SECRET_HEADER = re.compile(r"auth|token|key|secret|cookie|signature|password", re.IGNORECASE)
+_USERINFO = re.compile(r"//[^/@\s]+@")
+_TEXT_LIMIT = 200
+
+Outcome = requests.Response | requests.RequestException
+
+
+class HelpdeskSession(requests.Session):
+    """A :class:`requests.Session` with a default timeout and without following redirects.
+
+    ``requests`` waits forever unless told otherwise, and a worker stuck on a dead socket holds
+    its job lease. Redirects are not followed because a redirected ``POST``/``PATCH`` may be
+    replayed as a ``GET`` that "succeeds" without writing anything; a 3xx is reported instead so
+    the operator can fix the base URL.
+    """
+
+    def __init__(self, timeout: float | tuple[float, float] = DEFAULT_TIMEOUT) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def request(
+        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        kwargs.setdefault("allow_redirects", False)
+        return super().request(method, url, *args, **kwargs)
+
+
+def new_session(
+    *,
+    timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+    verify_tls: bool = True,
+    headers: Mapping[str, str] | None = None,
+) -> HelpdeskSession:
+    """A session for one helpdesk instance.
+
+    Args:
+        timeout: seconds for connect and read, or a ``(connect, read)`` pair.
+        verify_tls: check the server certificate; turn off only for a lab helpdesk with a
+            self-signed certificate.
+        headers: sent with every request (e.g. ``Authorization``); never logged.
+    """
+    session = HelpdeskSession(timeout)
+    session.verify = verify_tls
+    if headers:
+        session.headers.update(headers)
+    return session
+
+
+def send(
+    session: requests.Session, method: str, url: str, *, source: str = "", **kwargs: Any
+) -> requests.Response:
+    """Send one request; return the 2xx response or raise what :func:`error_for` says."""
+    try:
+        response = session.request(method, url, **kwargs)
+    except requests.RequestException as exc:
+        raise _error(exc, method=method, path=_path(url), source=source) from exc
+    error = error_for(response, source=source)
+    if error is not None:
+        raise error
+    return response
+
+
+def error_for(
+    outcome: Outcome, *, method: str | None = None, path: str | None = None, source: str = ""
+) -> TransientError | PermanentError | None:
+    """The project error for a ``requests`` exception or response; None for a 2xx response.
+
+    Transient: connection errors (refused, reset, TLS handshake), timeouts, 408, 429 and
+    every 5xx, with ``retry_after`` from the ``Retry-After`` header when the server sent one.
+    Permanent: other 4xx, 3xx (the base URL is wrong) and requests that cannot be sent at all
+    (invalid URL). The message reads ``"<source>: <METHOD> <path> -> <status> <reason>: <error
+    text>"``.
+
+    Args:
+        outcome: what ``requests`` returned or raised.
+        method: overrides the method taken from the prepared request.
+        path: overrides the URL path taken from the prepared request.
+        source: who was called, e.g. ``"zammad main"``.
+    """
+    if isinstance(outcome, requests.Response) and outcome.status_code < 300:
+        return None
+    return _error(outcome, method=method, path=path, source=source)
+
+
+def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date.
+
+    A date in the past means "now" (0); anything unreadable means "no advice" (None).
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    current = now if now is not None else dt.datetime.now(dt.UTC)
+    return max((moment - current).total_seconds(), 0.0)
+
+
+def error_text(response: requests.Response) -> str:
+    """The server's own words about a failure, short enough for a log line.
+
+    Zammad answers ``{"error": ..., "error_human": ...}``; other servers use ``message`` or
+    plain text/HTML. Distinct JSON messages are joined; text is cut to 200 characters.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        found: list[str] = []
+        for key in ("error", "error_human", "message", "Error"):
+            text = _message_of(body.get(key))
+            if text and text not in found:
+                found.append(text)
+        if found:
+            return _shorten("; ".join(found))
+    return _shorten(response.text)
+
+
+def _error(
+    outcome: Outcome, *, method: str | None, path: str | None, source: str
+) -> TransientError | PermanentError:
+    request = outcome.request
+    if method is None:
+        method = (request.method if request is not None else None) or "?"
+    if path is None:
+        url = request.url if request is not None else None
+        path = _path(url) if isinstance(url, str) else "?"
+    where = f"{source}: {method} {path}" if source else f"{method} {path}"
+    if isinstance(outcome, requests.RequestException):
+        return _exception_error(outcome, where)
+    status = outcome.status_code
+    text = _redact(error_text(outcome), outcome.request)
+    message = f"{where} -> {status} {outcome.reason or ''}".rstrip()
+    if 300 <= status < 400:
+        location = _path(outcome.headers.get("Location", "")) or "?"
+        return PermanentError(f"{message}: redirected to {location}; fix the base URL")
+    if text:
+        message = f"{message}: {text}"
+    if status >= 500 or status in TRANSIENT_STATUSES:
+        retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
+        return TransientError(message, retry_after=retry_after)
+    return PermanentError(message)
+
+
+def _exception_error(exc: requests.RequestException, where: str) -> TransientError | PermanentError:
+    if isinstance(exc, requests.ConnectTimeout):
+        return TransientError(f"{where}: connect timeout")
+    if isinstance(exc, requests.Timeout):
+        return TransientError(f"{where}: read timeout")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return TransientError(f"{where}: TLS error: {_root_cause(exc)}")
+    if isinstance(exc, requests.ConnectionError):
+        return TransientError(f"{where}: connection failed: {_root_cause(exc)}")
+    if isinstance(
+        exc,
+        requests.exceptions.InvalidURL
+        | requests.exceptions.MissingSchema
+        | requests.exceptions.InvalidSchema
+        | requests.exceptions.InvalidHeader
+        | requests.exceptions.TooManyRedirects,
+    ):
+        return PermanentError(f"{where}: request cannot be sent: {type(exc).__name__}")
+    return TransientError(f"{where}: {type(exc).__name__}: {_root_cause(exc)}")
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost reason (``[Errno 111] Connection refused``), without URLs."""
+    seen: set[int] = set()
+    current: BaseException = exc
+    while id(current) not in seen:
+        seen.add(id(current))
+        candidates = (current.__cause__, getattr(current, "reason", None), *current.args[::-1])
+        nested = next((c for c in candidates if isinstance(c, BaseException)), None)
+        if nested is None:
+            break
+        current = nested
+    text = str(current)
+    errno = re.search(r"\[Errno -?\d+\][^'\")]*", text)
+    if errno:
+        return errno.group(0).strip()
+    cleaned = _shorten(re.sub(r"\w+://\S+", "<url>", _USERINFO.sub("//", text)))
+    return cleaned or type(current).__name__
+
+
+def _message_of(value: object) -> str:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, dict):
+        for key in ("ErrorMessage", "message", "error"):
+            if isinstance(value.get(key), str):
+                return str(value[key]).strip()
+        return json.dumps(value, ensure_ascii=False)
+    return ""
+
+
+def _shorten(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _TEXT_LIMIT else flat[: _TEXT_LIMIT - 1] + "…"
+
+
+def _path(url: str) -> str:
+    """Only the path of a URL: no host credentials, no query string that might hold a key."""
+    return urlsplit(url).path if url else ""
+
+
+def _redact(text: str, request: requests.PreparedRequest | None) -> str:
+    """Mask secret header values (and the bare token inside them) if the server echoed them."""
+    if request is None or not text:
+        return text
+    for name, value in request.headers.items():
+        if not _SECRET_HEADER.search(name) or not value:
+            continue
+        candidates = {value, re.split(r"[\s=]", value)[-1]}
+        for secret in sorted(candidates, key=len, reverse=True):
+            if len(secret) >= 4:
+                text = text.replace(secret, "***")
+    return text

@@ -1,0 +1,83 @@
+"""Prometheus metrics shared by the edge and the worker.
+
+Under gunicorn, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty writable directory (the ``web``
+command does this for you) and counters/histograms are summed across worker processes.
+Queue depth is read from the database at scrape time, so it is right whichever process serves
+``/metrics``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+EVENTS_ACCEPTED = Counter(
+    "bitrix_sla_events_accepted_total", "Webhooks stored", ["kind", "instance"]
+)
+EVENTS_DUPLICATE = Counter(
+    "bitrix_sla_events_duplicate_total",
+    "Webhooks already stored (redelivery)",
+    ["kind", "instance"],
+)
+EVENTS_REJECTED = Counter(
+    "bitrix_sla_events_rejected_total",
+    "Webhooks refused, by reason",
+    ["kind", "instance", "reason"],
+)
+JOB_LATENCY = Histogram(
+    "bitrix_sla_job_latency_seconds",
+    "From the job's creation to the end of its successful run",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+DECISION_LATENCY = Histogram(
+    "bitrix_sla_decision_seconds",
+    "Time to decide one ticket (policy only)",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
+WRITEBACKS = Counter(
+    "bitrix_sla_writebacks_total", "Runs by result: applied, unchanged, failed, dead", ["result"]
+)
+RETRIES = Counter("bitrix_sla_retries_total", "Transient failures retried inside a job")
+DEAD_JOBS = Counter("bitrix_sla_dead_jobs_total", "Jobs that went dead")
+
+
+class QueueDepthCollector(Collector):
+    """``bitrix_sla_jobs{status=…}`` read from the store when scraped."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "bitrix_sla_jobs", "Jobs in the store by status", labels=["status"]
+        )
+        try:
+            for status, count in self._counts().items():
+                family.add_metric([status], count)
+        except Exception:
+            return
+        yield family
+
+
+def render(counts: Callable[[], dict[str, int]] | None = None) -> tuple[bytes, str]:
+    """The exposition text for ``/metrics`` and its content type."""
+    extra = CollectorRegistry()
+    if counts is not None:
+        extra.register(QueueDepthCollector(counts))
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(extra)  # type: ignore[no-untyped-call]
+        return generate_latest(extra), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY) + generate_latest(extra), CONTENT_TYPE_LATEST

@@ -1,0 +1,1 @@
+"""The durable pipeline: job store, worker, retry policy, periodic jobs. Helpdesk-agnostic."""

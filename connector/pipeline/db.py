@@ -1,0 +1,238 @@
+"""The job store's schema, engines and migrations: one SQLAlchemy Core code path, two engines.
+
+SQLite (the embedded default, one replica) runs in WAL mode with ``synchronous=FULL`` so a
+committed event survives ``kill -9`` and power loss, and every write transaction starts with
+``BEGIN IMMEDIATE`` so two writers never deadlock upgrading a read lock. PostgreSQL is the
+engine for several replicas (claims use ``FOR UPDATE SKIP LOCKED``).
+
+Migrations are a numbered list applied in order on start (and by ``bitrix-sla db upgrade``);
+``schema_version`` records what ran.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine.url import make_url
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on both engines (SQLite keeps no offsets: store naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the job store")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+metadata = MetaData()
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", UtcDateTime, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("instance", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("ticket_id", String(64), nullable=False),
+    Column("delivery_id", String(200), nullable=False),
+    Column("event", String(200), nullable=False, default=""),
+    Column("body", Text, nullable=False),
+    Column("job_id", Id, nullable=True),
+    UniqueConstraint("kind", "instance", "delivery_id", name="events_delivery_uq"),
+)
+Index("events_received_idx", events.c.received_at)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False),  # kind:instance:ticket_id
+    Column("kind", String(32), nullable=False),
+    Column("instance", String(64), nullable=False),
+    Column("ticket_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # queued | running | done | dead
+    Column("reason", String(32), nullable=False),  # webhook | sweep | backfill | replay
+    Column("events", Integer, nullable=False, default=1),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("run_at", UtcDateTime, nullable=False),
+    Column("lease_until", UtcDateTime, nullable=True),
+    Column("locked_by", String(200), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("outcome", String(32), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+)
+# One queued and one running job per ticket. The predicates are literals on purpose: psycopg 3
+# fails ON CONFLICT ... WHERE with a bound parameter once it switches to prepared statements.
+QUEUED = text("status = 'queued'")
+RUNNING = text("status = 'running'")
+Index("jobs_one_queued", jobs.c.key, unique=True, sqlite_where=QUEUED, postgresql_where=QUEUED)
+Index("jobs_one_running", jobs.c.key, unique=True, sqlite_where=RUNNING, postgresql_where=RUNNING)
+Index("jobs_status_run_at", jobs.c.status, jobs.c.run_at)
+Index("jobs_finished_at", jobs.c.finished_at)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_id", Id, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("instance", String(64), nullable=False),
+    Column("ticket_id", String(64), nullable=False),
+    Column("worker", String(200), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("outcome", String(32), nullable=False),  # applied | unchanged | failed | dead
+    Column("decision", JSON, nullable=True),
+    Column("plan", JSON, nullable=True),
+    Column("calls", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+)
+Index("decisions_ticket_idx", decisions.c.kind, decisions.c.instance, decisions.c.ticket_id)
+Index("decisions_finished_idx", decisions.c.finished_at)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("next_run_at", UtcDateTime, nullable=False),
+    Column("last_run_at", UtcDateTime, nullable=True),
+    Column("last_owner", String(200), nullable=True),
+    Column("cursor", String(64), nullable=True),
+)
+
+
+def _v1_initial(connection: Connection) -> None:
+    metadata.create_all(connection)
+
+
+# version -> migration; append, never edit a released entry.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_initial}
+LATEST = max(MIGRATIONS)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL, or None for other engines and in-memory databases."""
+    parsed = make_url(url)
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not parsed.database
+        or parsed.database == ":memory:"
+    ):
+        return None
+    return Path(parsed.database)
+
+
+def make_engine(url: str, **options: Any) -> Engine:
+    """An engine set up for the job store's access pattern."""
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if make_url(url).get_backend_name() != "sqlite":
+        options.setdefault("pool_pre_ping", True)
+        options.setdefault("pool_size", 10)
+        return create_engine(url, **options)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **options)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # Reads marked read_only take no write lock; everything else locks up front.
+        read_only = connection.get_execution_options().get("read_only", False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def current_version(engine: Engine) -> int:
+    """The applied schema version, 0 for an empty database."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("schema_version"):
+            return 0
+        version = connection.execute(select(func.max(schema_version.c.version))).scalar()
+        return int(version or 0)
+
+
+def upgrade(engine: Engine) -> list[int]:
+    """Apply pending migrations in order; returns the versions applied (idempotent)."""
+    applied: list[int] = []
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # one migrator at a time across replicas
+            connection.execute(text("SELECT pg_advisory_xact_lock(7426431)"))
+        has_table = inspect(connection).has_table("schema_version")
+        version = 0
+        if has_table:
+            version = int(
+                connection.execute(select(func.max(schema_version.c.version))).scalar() or 0
+            )
+        for number in sorted(MIGRATIONS):
+            if number <= version:
+                continue
+            MIGRATIONS[number](connection)
+            connection.execute(
+                schema_version.insert().values(version=number, applied_at=dt.datetime.now(dt.UTC))
+            )
+            applied.append(number)
+    return applied

@@ -1,0 +1,54 @@
+"""The periodic jobs: the reconciliation sweep and event retention.
+
+Helpdesks give up on webhooks silently (Zammad after a few attempts, Znuny after its configured
+retries), so a sweep asks every helpdesk for the open tickets changed since the previous sweep
+and queues them. The queued job itself is the staleness check: it reads the ticket and writes
+only what differs, so an up-to-date ticket costs one read and no write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+
+from connector.helpdesks.base import HelpdeskAdapter
+from connector.pipeline.store import JobStore
+from connector.pipeline.worker import PeriodicTask
+
+log = logging.getLogger(__name__)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def reconciliation(
+    store: JobStore,
+    adapters: Mapping[tuple[str, str], HelpdeskAdapter],
+    interval_seconds: float,
+    overlap: dt.timedelta = dt.timedelta(minutes=2),
+) -> PeriodicTask:
+    """Queue open tickets changed since the last sweep (minus an overlap for clock skew)."""
+
+    def sweep(previous: dt.datetime) -> int:
+        if previous == EPOCH:  # first sweep ever: recent changes only; backfill does the rest
+            previous = store.now() - dt.timedelta(seconds=interval_seconds)
+        since = previous - overlap
+        queued = 0
+        for (kind, instance), adapter in adapters.items():
+            for ticket_id in adapter.changed_since(since):
+                store.enqueue(kind, instance, ticket_id, "sweep")
+                queued += 1
+        log.info("reconciliation sweep since %s queued %d tickets", since.isoformat(), queued)
+        return queued
+
+    return PeriodicTask("reconcile", interval_seconds, sweep)
+
+
+def retention(store: JobStore, keep: dt.timedelta, interval_seconds: float = 3600) -> PeriodicTask:
+    """Delete events, finished jobs and audit rows older than ``keep``."""
+
+    def purge(_previous: dt.datetime) -> dict[str, int]:
+        removed = store.purge(keep)
+        log.info("retention removed %s", removed)
+        return removed
+
+    return PeriodicTask("retention", interval_seconds, purge)

@@ -1,0 +1,590 @@
+"""The durable job store: events in, one coalesced job per ticket, leases, backoff, dead letters.
+
+The rules that make it safe (see ``docs/pipeline-notes.md`` in the shared folder):
+
+* ``ingest`` inserts the event and upserts the ticket's queued job in ONE transaction; the edge
+  answers only after the commit. A delivery id already stored is a duplicate: nothing changes.
+* At most one ``queued`` and one ``running`` job per ticket (partial unique indexes), so a
+  burst of events becomes one or two runs, and two runs of one ticket never overlap.
+* A running job holds a lease that its worker renews; an expired lease puts the job back in the
+  queue (``reap``). Every write that ends a run is fenced on ``locked_by``.
+* Failures requeue with exponential backoff and jitter, or go ``dead`` with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Engine, Row, and_, delete, exists, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from connector.helpdesks.base import IncomingEvent
+from connector.pipeline import db
+from connector.pipeline.db import decisions, events, jobs, schedules
+from connector.pipeline.retry import Backoff
+
+Status = Literal["queued", "running", "done", "dead"]
+STATUSES: tuple[Status, ...] = ("queued", "running", "done", "dead")
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Job(BaseModel):
+    """A row of the ``jobs`` table."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    key: str
+    kind: str
+    instance: str
+    ticket_id: str
+    status: Status
+    reason: str
+    events: int
+    attempts: int
+    run_at: dt.datetime
+    lease_until: dt.datetime | None
+    locked_by: str | None
+    last_error: str | None
+    outcome: str | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+class RunRecord(BaseModel):
+    """What one run of a job did, for the ``decisions`` audit table."""
+
+    model_config = ConfigDict(frozen=True)
+
+    worker: str
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    outcome: str  # applied | unchanged | failed | dead
+    decision: dict[str, Any] | None = None
+    plan: dict[str, Any] | None = None
+    calls: list[dict[str, Any]] = []
+    error: str | None = None
+
+
+class IngestResult(BaseModel):
+    """The outcome of storing one webhook."""
+
+    model_config = ConfigDict(frozen=True)
+
+    duplicate: bool
+    job_id: int | None
+
+
+def job_key(kind: str, instance: str, ticket_id: str) -> str:
+    return f"{kind}:{instance}:{ticket_id}"
+
+
+class JobStore:
+    """SQLAlchemy Core access to the job tables; one code path for SQLite and PostgreSQL."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        backoff: Backoff | None = None,
+        clock: Clock | None = None,
+        *,
+        settle_seconds: float = 0.0,
+        settle_max_seconds: float = 10.0,
+    ) -> None:
+        """Wrap ``engine``.
+
+        ``settle_seconds`` debounces a ticket: its queued job runs that long after the LAST
+        event, so a burst (an agent saving five times, a mass update) becomes one run; a steady
+        stream still runs at least every ``settle_max_seconds`` after the job was queued.
+        """
+        self.engine = engine
+        self.backoff = backoff or Backoff()
+        self.settle = dt.timedelta(seconds=settle_seconds)
+        self.settle_max = dt.timedelta(seconds=max(settle_max_seconds, settle_seconds))
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._clock = clock
+        # SQLite has one writer at a time; queueing writers of this process on a lock avoids
+        # the busy handler's coarse sleeps (the p99 gotcha in the pipeline notes).
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        backoff: Backoff | None = None,
+        *,
+        migrate: bool = True,
+        settle_seconds: float = 0.0,
+        settle_max_seconds: float = 10.0,
+    ) -> JobStore:
+        """Connect, and apply pending migrations unless told not to."""
+        engine = db.make_engine(url)
+        if migrate:
+            db.upgrade(engine)
+        return cls(
+            engine,
+            backoff,
+            settle_seconds=settle_seconds,
+            settle_max_seconds=settle_max_seconds,
+        )
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        if self._write_lock is None:
+            with self.engine.begin() as connection:
+                yield connection
+            return
+        with self._write_lock, self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as raw:
+            connection = raw.execution_options(read_only=True)
+            with connection.begin():
+                yield connection
+
+    def now(self, connection: Connection | None = None) -> dt.datetime:
+        """The store's clock: the database's on PostgreSQL (shared by replicas), else ours."""
+        if self._clock is not None:
+            return self._clock()
+        if connection is not None and not self.is_sqlite:
+            value = connection.execute(select(func.now())).scalar_one()
+            assert isinstance(value, dt.datetime)
+            return value.astimezone(dt.UTC)
+        return utcnow()
+
+    def _insert(self, table: Any) -> Any:
+        """The dialect's INSERT, which has ``on_conflict_*`` (same API on both engines)."""
+        maker: Any = sqlite.insert if self.is_sqlite else postgresql.insert
+        return maker(table)
+
+    @staticmethod
+    def _job(row: Row[Any]) -> Job:
+        return Job.model_validate(dict(row._mapping))
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether the database answers and the schema is current."""
+        try:
+            version = db.current_version(self.engine)
+        except SQLAlchemyError as exc:
+            return False, f"database unreachable: {type(exc).__name__}"
+        if version != db.LATEST:
+            return (
+                False,
+                f"schema version {version}, expected {db.LATEST}: run bitrix-sla db upgrade",
+            )
+        return True, "ok"
+
+    # -- enqueueing ----------------------------------------------------------------------------
+
+    def _upsert_job(
+        self, connection: Connection, kind: str, instance: str, ticket_id: str, reason: str
+    ) -> int:
+        now = self.now(connection)
+        settled = now + self.settle
+        statement = self._insert(jobs).values(
+            key=job_key(kind, instance, ticket_id),
+            kind=kind,
+            instance=instance,
+            ticket_id=ticket_id,
+            status="queued",
+            reason=reason,
+            events=1,
+            attempts=0,
+            run_at=settled,
+            created_at=now,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[jobs.c.key],
+            index_where=db.QUEUED,
+            set_={"events": jobs.c.events + 1},
+        ).returning(jobs.c.id, jobs.c.run_at, jobs.c.created_at, jobs.c.events)
+        row = connection.execute(statement).one()
+        job_id = int(row.id)
+        if row.events > 1 and self.settle:
+            # a coalesced event pushes the run back (never earlier than a pending backoff)
+            created = db.UtcDateTime().process_result_value(row.created_at, connection.dialect)
+            current = db.UtcDateTime().process_result_value(row.run_at, connection.dialect)
+            assert created is not None and current is not None
+            wanted = max(current, min(settled, created + self.settle_max))
+            if wanted != current:
+                connection.execute(update(jobs).where(jobs.c.id == job_id).values(run_at=wanted))
+        return job_id
+
+    def ingest(self, kind: str, instance: str, event: IncomingEvent, body: bytes) -> IngestResult:
+        """Store the event and coalesce it into the ticket's queued job, atomically."""
+        with self._write() as connection:
+            stored = connection.execute(
+                self._insert(events)
+                .values(
+                    received_at=self.now(connection),
+                    kind=kind,
+                    instance=instance,
+                    ticket_id=event.ticket_id,
+                    delivery_id=event.delivery_id,
+                    event=event.event,
+                    body=body.decode("utf-8", errors="replace"),
+                )
+                .on_conflict_do_nothing(index_elements=["kind", "instance", "delivery_id"])
+                .returning(events.c.id)
+            ).scalar()
+            if stored is None:
+                return IngestResult(duplicate=True, job_id=None)
+            job_id = self._upsert_job(connection, kind, instance, event.ticket_id, "webhook")
+            connection.execute(update(events).where(events.c.id == stored).values(job_id=job_id))
+            return IngestResult(duplicate=False, job_id=job_id)
+
+    def enqueue(self, kind: str, instance: str, ticket_id: str, reason: str) -> int:
+        """Queue a ticket without an event (sweep, backfill); coalesces like ``ingest``."""
+        with self._write() as connection:
+            return self._upsert_job(connection, kind, instance, ticket_id, reason)
+
+    # -- running -------------------------------------------------------------------------------
+
+    def _claimable(self, now: dt.datetime) -> Any:
+        running = jobs.alias("running")
+        blocked = exists().where(and_(running.c.key == jobs.c.key, running.c.status == "running"))
+        return (
+            select(jobs.c.id)
+            .where(jobs.c.status == "queued", jobs.c.run_at <= now, ~blocked)
+            .order_by(jobs.c.run_at, jobs.c.id)
+            .limit(1)
+        )
+
+    def claim(self, worker: str, lease_seconds: float) -> Job | None:
+        """Take the oldest due job whose ticket has no running job, under a lease."""
+        with self._read() as connection:  # lock-free look first: idle polls take no write lock
+            if connection.execute(self._claimable(self.now(connection))).first() is None:
+                return None
+        try:
+            with self._write() as connection:
+                now = self.now(connection)
+                query = self._claimable(now)
+                if not self.is_sqlite:
+                    query = query.with_for_update(skip_locked=True, of=jobs)
+                job_id = connection.execute(query).scalar()
+                if job_id is None:
+                    return None
+                row = connection.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id, jobs.c.status == "queued")
+                    .values(
+                        status="running",
+                        locked_by=worker,
+                        lease_until=now + dt.timedelta(seconds=lease_seconds),
+                        attempts=jobs.c.attempts + 1,
+                        started_at=now,
+                    )
+                    .returning(*jobs.c)
+                ).first()
+                return None if row is None else self._job(row)
+        except IntegrityError:  # another replica started this ticket meanwhile
+            return None
+
+    def heartbeat(self, job_id: int, worker: str, lease_seconds: float) -> bool:
+        """Renew a lease; False means the job is no longer ours (reaped or finished)."""
+        with self._write() as connection:
+            now = self.now(connection)
+            result = connection.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.locked_by == worker, jobs.c.status == "running")
+                .values(lease_until=now + dt.timedelta(seconds=lease_seconds))
+            )
+            return result.rowcount == 1
+
+    def _record(self, connection: Connection, job: Job, record: RunRecord) -> None:
+        started, finished = record.started_at, record.finished_at
+        connection.execute(
+            insert(decisions).values(
+                job_id=job.id,
+                kind=job.kind,
+                instance=job.instance,
+                ticket_id=job.ticket_id,
+                worker=record.worker,
+                started_at=started,
+                finished_at=finished,
+                duration_ms=(finished - started).total_seconds() * 1000,
+                outcome=record.outcome,
+                decision=record.decision,
+                plan=record.plan,
+                calls=record.calls,
+                error=record.error,
+            )
+        )
+
+    def _fenced(self, job: Job, worker: str) -> Any:
+        return and_(jobs.c.id == job.id, jobs.c.locked_by == worker, jobs.c.status == "running")
+
+    def finish(self, job: Job, worker: str, record: RunRecord) -> bool:
+        """Mark a run done and audit it; False if the lease was lost (the audit is kept)."""
+        with self._write() as connection:
+            now = self.now(connection)
+            self._record(connection, job, record)
+            result = connection.execute(
+                update(jobs)
+                .where(self._fenced(job, worker))
+                .values(
+                    status="done",
+                    outcome=record.outcome,
+                    finished_at=now,
+                    lease_until=None,
+                    last_error=None,
+                )
+            )
+            return result.rowcount == 1
+
+    def _requeue(
+        self, connection: Connection, job: Job, run_at: dt.datetime, error: str | None
+    ) -> None:
+        """Put a job back in the queue, merging into a queued job of the same ticket if any."""
+        queued = connection.execute(
+            select(jobs).where(jobs.c.key == job.key, jobs.c.status == "queued")
+        ).first()
+        if queued is None:
+            connection.execute(
+                update(jobs)
+                .where(jobs.c.id == job.id)
+                .values(
+                    status="queued",
+                    run_at=run_at,
+                    locked_by=None,
+                    lease_until=None,
+                    last_error=error,
+                )
+            )
+            return
+        other = self._job(queued)
+        connection.execute(
+            update(jobs)
+            .where(jobs.c.id == other.id)
+            .values(
+                run_at=max(other.run_at, run_at),
+                attempts=max(other.attempts, job.attempts),
+                created_at=min(other.created_at, job.created_at),
+                events=other.events + job.events,
+                last_error=error,
+            )
+        )
+        connection.execute(
+            update(jobs)
+            .where(jobs.c.id == job.id)
+            .values(
+                status="done",
+                outcome="superseded",
+                finished_at=self.now(connection),
+                lease_until=None,
+            )
+        )
+
+    def fail(
+        self, job: Job, worker: str, error: str, *, permanent: bool, record: RunRecord
+    ) -> Status:
+        """End a failed run: back to the queue with backoff, or ``dead``. Returns the status."""
+        with self._write() as connection:
+            now = self.now(connection)
+            current = connection.execute(select(jobs).where(self._fenced(job, worker))).first()
+            if current is None:  # lease lost: the reaper already requeued it
+                self._record(connection, job, record)
+                return "queued"
+            job = self._job(current)
+            dead = permanent or self.backoff.gives_up(job.attempts, job.created_at, now)
+            if dead:
+                why = error if permanent else f"gave up after {job.attempts} attempts: {error}"
+                connection.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job.id)
+                    .values(
+                        status="dead",
+                        outcome="dead",
+                        last_error=why,
+                        finished_at=now,
+                        lease_until=None,
+                    )
+                )
+                self._record(connection, job, record.model_copy(update={"outcome": "dead"}))
+                return "dead"
+            delay = self.backoff.delay(job.attempts)
+            self._requeue(connection, job, now + dt.timedelta(seconds=delay), error)
+            self._record(connection, job, record)
+            return "queued"
+
+    def reap(self) -> int:
+        """Requeue running jobs whose lease expired (their worker died); returns how many."""
+        with self._write() as connection:
+            now = self.now(connection)
+            expired = connection.execute(
+                select(jobs).where(jobs.c.status == "running", jobs.c.lease_until < now)
+            ).all()
+            for row in expired:
+                job = self._job(row)
+                message = f"lease expired (worker {job.locked_by} stopped)"
+                if self.backoff.gives_up(job.attempts, job.created_at, now):
+                    connection.execute(
+                        update(jobs)
+                        .where(jobs.c.id == job.id)
+                        .values(
+                            status="dead",
+                            outcome="dead",
+                            last_error=f"gave up after {job.attempts} attempts: {message}",
+                            finished_at=now,
+                            lease_until=None,
+                        )
+                    )
+                else:
+                    self._requeue(connection, job, now, message)
+            return len(expired)
+
+    # -- dead letters and inspection ------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job | None:
+        with self._read() as connection:
+            row = connection.execute(select(jobs).where(jobs.c.id == job_id)).first()
+            return None if row is None else self._job(row)
+
+    def list_jobs(self, status: Status | None = None, limit: int = 100) -> list[Job]:
+        query = select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(jobs.c.status == status)
+        with self._read() as connection:
+            return [self._job(row) for row in connection.execute(query)]
+
+    def runs(self, job_id: int) -> list[dict[str, Any]]:
+        """The audit rows of one job, oldest first."""
+        query = select(decisions).where(decisions.c.job_id == job_id).order_by(decisions.c.id)
+        with self._read() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+
+    def ticket_runs(self, kind: str, instance: str, ticket_id: str) -> list[dict[str, Any]]:
+        """The audit rows of one ticket, oldest first."""
+        query = (
+            select(decisions)
+            .where(
+                decisions.c.kind == kind,
+                decisions.c.instance == instance,
+                decisions.c.ticket_id == ticket_id,
+            )
+            .order_by(decisions.c.id)
+        )
+        with self._read() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+
+    def replay(self, job_id: int) -> bool:
+        """Queue a dead job again, attempts reset; False if it is not dead."""
+        with self._write() as connection:
+            row = connection.execute(
+                select(jobs).where(jobs.c.id == job_id, jobs.c.status == "dead")
+            ).first()
+            if row is None:
+                return False
+            job = self._job(row)
+            now = self.now(connection)
+            queued = connection.execute(
+                select(jobs.c.id).where(jobs.c.key == job.key, jobs.c.status == "queued")
+            ).scalar()
+            if queued is not None:  # a newer event already queued the ticket: run it now
+                connection.execute(update(jobs).where(jobs.c.id == queued).values(run_at=now))
+                connection.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job.id)
+                    .values(status="done", outcome="replayed")
+                )
+                return True
+            connection.execute(
+                update(jobs)
+                .where(jobs.c.id == job.id)
+                .values(
+                    status="queued",
+                    reason="replay",
+                    attempts=0,
+                    run_at=now,
+                    created_at=now,
+                    finished_at=None,
+                    outcome=None,
+                )
+            )
+            return True
+
+    def replay_all_dead(self) -> int:
+        with self._read() as connection:
+            ids = [
+                row[0]
+                for row in connection.execute(select(jobs.c.id).where(jobs.c.status == "dead"))
+            ]
+        return sum(1 for job_id in ids if self.replay(job_id))
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per status (every status present, zero included)."""
+        with self._read() as connection:
+            rows = connection.execute(select(jobs.c.status, func.count()).group_by(jobs.c.status))
+            found = {status: int(count) for status, count in rows}
+        return {status: found.get(status, 0) for status in STATUSES}
+
+    # -- periodic jobs and retention --------------------------------------------------------------
+
+    def try_tick(self, name: str, interval_seconds: float, owner: str) -> dt.datetime | None:
+        """Claim this period's run of periodic job ``name``: exactly one replica gets it.
+
+        Returns the previous run time (the sweep's "changed since") to the owner, or None when
+        another replica owns this tick or it is not due yet. The first tick ever returns the
+        epoch.
+        """
+        with self._write() as connection:
+            now = self.now(connection)
+            step = dt.timedelta(seconds=interval_seconds)
+            row = connection.execute(select(schedules).where(schedules.c.name == name)).first()
+            if row is None:
+                created = connection.execute(
+                    self._insert(schedules)
+                    .values(name=name, next_run_at=now + step, last_run_at=now, last_owner=owner)
+                    .on_conflict_do_nothing(index_elements=["name"])
+                    .returning(schedules.c.name)
+                ).scalar()
+                return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) if created else None
+            seen, previous = row.next_run_at, row.last_run_at
+            if seen.tzinfo is None:
+                seen = seen.replace(tzinfo=dt.UTC)
+            if seen > now:
+                return None
+            result = connection.execute(
+                update(schedules)
+                .where(schedules.c.name == name, schedules.c.next_run_at == row.next_run_at)
+                .values(next_run_at=now + step, last_run_at=now, last_owner=owner)
+            )
+            if result.rowcount != 1:
+                return None
+            return previous if previous is not None else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+    def purge(self, older_than: dt.timedelta) -> dict[str, int]:
+        """Delete events, finished jobs and audit rows older than the retention period."""
+        with self._write() as connection:
+            cutoff = self.now(connection) - older_than
+            return {
+                "events": connection.execute(
+                    delete(events).where(events.c.received_at < cutoff)
+                ).rowcount,
+                "jobs": connection.execute(
+                    delete(jobs).where(jobs.c.status == "done", jobs.c.finished_at < cutoff)
+                ).rowcount,
+                "decisions": connection.execute(
+                    delete(decisions).where(decisions.c.finished_at < cutoff)
+                ).rowcount,
+            }

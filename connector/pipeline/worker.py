@@ -1,0 +1,214 @@
+"""The worker: slots that claim and run jobs, a lease keeper, a reaper and periodic ticks.
+
+Shutdown is graceful: :meth:`Worker.stop` (wired to SIGTERM by the CLI) stops claiming, lets
+running jobs finish within the grace period, and leaves any that do not to the reaper of the
+next worker (their leases expire); nothing is lost either way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from connector import metrics
+from connector.errors import PermanentError, TransientError
+from connector.pipeline.processor import Processor
+from connector.pipeline.store import Job, JobStore, RunRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    """Work that runs once per ``interval_seconds`` across all replicas.
+
+    ``run`` receives the previous tick's time (the epoch the first time).
+    """
+
+    name: str
+    interval_seconds: float
+    run: Callable[[dt.datetime], object]
+
+
+def worker_name() -> str:
+    """A name unique to this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Claims jobs from the store and runs them on ``concurrency`` threads."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        processor: Processor,
+        *,
+        concurrency: int = 4,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 0.5,
+        periodic: tuple[PeriodicTask, ...] = (),
+        name: str | None = None,
+    ) -> None:
+        self.store = store
+        self.processor = processor
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.periodic = periodic
+        self.name = name or worker_name()
+        self.processor.worker = self.name
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._running: dict[int, Job] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the slots and the maintenance thread; returns at once."""
+        for index in range(self.concurrency):
+            thread = threading.Thread(target=self._slot, name=f"slot-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        keeper = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
+        keeper.start()
+        self._threads.append(keeper)
+        log.info("worker %s started with %d slots", self.name, self.concurrency)
+
+    def stop(self, grace_seconds: float = 30.0) -> None:
+        """Stop claiming; wait up to ``grace_seconds`` for running jobs to finish."""
+        self._stopping.set()
+        self._wake.set()
+        deadline = threading.Event()
+        timer = threading.Timer(grace_seconds, deadline.set)
+        timer.start()
+        try:
+            for thread in self._threads:
+                while thread.is_alive() and not deadline.is_set():
+                    thread.join(timeout=0.1)
+        finally:
+            timer.cancel()
+        with self._lock:
+            left = list(self._running)
+        if left:
+            log.warning("stopped with jobs %s still running; their leases will expire", left)
+
+    def run_forever(self) -> None:
+        """Start and block until :meth:`stop` is called (from a signal handler)."""
+        self.start()
+        self._stopping.wait()
+
+    def poke(self) -> None:
+        """Wake idle slots now (the in-process edge calls this after an ingest)."""
+        self._wake.set()
+
+    @property
+    def busy(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    # -- the work ----------------------------------------------------------------------------
+
+    def _slot(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                job = self.store.claim(self.name, self.lease_seconds)
+            except Exception:  # database hiccup: log, wait, go on
+                log.exception("claim failed")
+                job = None
+            if job is None:
+                self._wake.wait(self.poll_seconds)
+                self._wake.clear()
+                continue
+            with self._lock:
+                self._running[job.id] = job
+            try:
+                self.run_one(job)
+            finally:
+                with self._lock:
+                    self._running.pop(job.id, None)
+
+    def run_one(self, job: Job) -> str:
+        """Run a claimed job and record its end; returns the job's new status."""
+        started = self.processor.clock()
+        try:
+            record = self.processor.run(job)
+        except PermanentError as exc:
+            return self._failed(job, started, str(exc), permanent=True)
+        except TransientError as exc:
+            return self._failed(job, started, str(exc), permanent=False)
+        except Exception as exc:  # a bug or a surprise: retry with backoff, dead at the limit
+            log.exception("job %s crashed", job.id)
+            return self._failed(job, started, f"{type(exc).__name__}: {exc}", permanent=False)
+        self.store.finish(job, self.name, record)
+        metrics.WRITEBACKS.labels(record.outcome).inc()
+        metrics.JOB_LATENCY.observe((record.finished_at - job.created_at).total_seconds())
+        return "done"
+
+    def _failed(self, job: Job, started: dt.datetime, error: str, *, permanent: bool) -> str:
+        record = RunRecord(
+            worker=self.name,
+            started_at=started,
+            finished_at=self.processor.clock(),
+            outcome="failed",
+            error=error,
+        )
+        status = self.store.fail(job, self.name, error, permanent=permanent, record=record)
+        metrics.WRITEBACKS.labels("dead" if status == "dead" else "failed").inc()
+        if status == "dead":
+            metrics.DEAD_JOBS.inc()
+            log.error("job %s (ticket %s) is dead: %s", job.id, job.ticket_id, error)
+        else:
+            log.warning("job %s (ticket %s) failed, will retry: %s", job.id, job.ticket_id, error)
+        return status
+
+    def _maintain(self) -> None:
+        """Renew leases, reap expired ones and run periodic tasks, every lease/3 seconds."""
+        interval = max(self.lease_seconds / 3, 0.05)
+        while not self._stopping.wait(interval):
+            self.maintain_once()
+
+    def maintain_once(self) -> None:
+        with self._lock:
+            running = list(self._running.values())
+        for job in running:
+            try:
+                if not self.store.heartbeat(job.id, self.name, self.lease_seconds):
+                    log.warning("lost the lease of job %s", job.id)
+            except Exception:
+                log.exception("heartbeat failed")
+        try:
+            reaped = self.store.reap()
+            if reaped:
+                log.warning("requeued %d jobs whose worker stopped", reaped)
+        except Exception:
+            log.exception("reaper failed")
+        for task in self.periodic:
+            try:
+                previous = self.store.try_tick(task.name, task.interval_seconds, self.name)
+                if previous is not None:
+                    task.run(previous)
+            except Exception:
+                log.exception("periodic task %s failed", task.name)
+
+    def drain(self, timeout_seconds: float = 30.0) -> Iterator[Job]:
+        """Run due jobs on the calling thread until none is left (tests, backfill, demo)."""
+        stop = threading.Event()
+        timer = threading.Timer(timeout_seconds, stop.set)
+        timer.start()
+        try:
+            while not stop.is_set():
+                job = self.store.claim(self.name, self.lease_seconds)
+                if job is None:
+                    return
+                self.run_one(job)
+                yield job
+        finally:
+            timer.cancel()

@@ -1,0 +1,1 @@
+"""Fake helpdesks on real sockets, for tests, benchmarks and the demo."""

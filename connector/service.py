@@ -1,0 +1,71 @@
+"""Wiring: settings → store, mappings, adapters, worker. Shared by every command and the edge."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from connector.helpdesks.base import HelpdeskAdapter, WebhookReceiver
+from connector.helpdesks.registry import build
+from connector.mappings import Mappings, load_mappings
+from connector.pipeline.periodic import reconciliation, retention
+from connector.pipeline.processor import Processor
+from connector.pipeline.retry import Backoff
+from connector.pipeline.store import JobStore
+from connector.pipeline.worker import PeriodicTask, Worker
+from connector.settings import Settings
+
+
+@dataclass
+class Service:
+    """Everything a running connector holds, built once from validated settings."""
+
+    settings: Settings
+    store: JobStore
+    mappings: Mappings
+    adapters: dict[tuple[str, str], HelpdeskAdapter] = field(default_factory=dict)
+    receivers: dict[tuple[str, str], WebhookReceiver] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, migrate: bool = True) -> Service:
+        """Load mappings (refusing bad ones), open the store, build the adapters."""
+        mappings = load_mappings(settings.mappings_dir)
+        backoff = Backoff(
+            base_seconds=settings.backoff_base_seconds,
+            cap_seconds=settings.backoff_cap_seconds,
+            max_attempts=settings.max_attempts,
+            max_age=dt.timedelta(hours=settings.max_age_hours),
+        )
+        store = JobStore.open(
+            settings.database_url.get_secret_value(),
+            backoff,
+            migrate=migrate,
+            settle_seconds=settings.settle_seconds,
+            settle_max_seconds=settings.settle_max_seconds,
+        )
+        service = cls(settings=settings, store=store, mappings=mappings)
+        for instance in settings.instances:
+            adapter, receiver = build(instance)
+            service.adapters[(instance.kind, instance.name)] = adapter
+            service.receivers[(instance.kind, instance.name)] = receiver
+        return service
+
+    def processor(self) -> Processor:
+        return Processor(policy=lambda: self.mappings.policy, adapters=self.adapters)
+
+    def worker(self, concurrency: int | None = None, *, periodic: bool = True) -> Worker:
+        """A worker with the reconciliation sweep and event retention as periodic tasks."""
+        settings = self.settings
+        tasks: tuple[PeriodicTask, ...] = ()
+        if periodic:
+            tasks = (
+                reconciliation(self.store, self.adapters, settings.reconcile_interval_seconds),
+                retention(self.store, dt.timedelta(days=settings.event_retention_days)),
+            )
+        return Worker(
+            self.store,
+            self.processor(),
+            concurrency=concurrency or settings.worker_concurrency,
+            lease_seconds=settings.lease_seconds,
+            periodic=tasks,
+        )

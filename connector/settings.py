@@ -1,0 +1,184 @@
+"""Service settings: environment variables, optionally a YAML file, validated once at start.
+
+Secrets (helpdesk API tokens, webhook secrets, the admin token, a database URL with a password)
+come from the environment or from mounted files and are held as ``SecretStr``, so they never
+show up in logs, reprs or error messages.
+
+Environment (all optional):
+    BITRIX_SLA_CONFIG          path of a YAML settings file (keys as below, lower-case)
+    DATABASE_URL               ``sqlite:///./data/bitrix-sla.db`` (default) or
+                               ``postgresql+psycopg://user:pass@host/db``
+    BITRIX_SLA_MAPPINGS        mappings directory
+    BITRIX_SLA_ADMIN_TOKEN     bearer token for ``/admin/*``; unset = admin endpoints off
+    BITRIX_SLA_MAX_BODY_BYTES  largest accepted webhook body (default 1 MiB)
+    BITRIX_SLA_LEASE_SECONDS, BITRIX_SLA_MAX_ATTEMPTS, BITRIX_SLA_MAX_AGE_HOURS,
+    BITRIX_SLA_BACKOFF_BASE_SECONDS, BITRIX_SLA_BACKOFF_CAP_SECONDS,
+    BITRIX_SLA_EVENT_RETENTION_DAYS, BITRIX_SLA_RECONCILE_INTERVAL_SECONDS,
+    BITRIX_SLA_WORKER_CONCURRENCY, BITRIX_SLA_SETTLE_SECONDS, BITRIX_SLA_SETTLE_MAX_SECONDS
+Helpdesk instances are listed in the settings file (``instances:``); each names its secrets
+indirectly: ``token_env: ZAMMAD_TOKEN`` or ``token_file: /run/secrets/zammad-token`` (likewise
+``webhook_secret_env`` / ``webhook_secret_file``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from connector.errors import ConfigError, ConfigIssue
+
+DEFAULT_DATABASE_URL = "sqlite:///./data/bitrix-sla.db"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def _secret(
+    data: dict[str, Any], key: str, environ: Mapping[str, str], where: str
+) -> SecretStr | None:
+    """Resolve ``key`` given inline, as ``key_env`` or as ``key_file``."""
+    inline, env_name, file_name = (
+        data.pop(key, None),
+        data.pop(f"{key}_env", None),
+        data.pop(f"{key}_file", None),
+    )
+    given = [v for v in (inline, env_name, file_name) if v is not None]
+    if len(given) > 1:
+        raise ValueError(f"{where}: give one of {key}, {key}_env, {key}_file")
+    if env_name is not None:
+        if env_name not in environ:
+            raise ValueError(f"{where}.{key}_env: environment variable {env_name} is not set")
+        return SecretStr(environ[env_name])
+    if file_name is not None:
+        try:
+            return SecretStr(Path(file_name).read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise ValueError(
+                f"{where}.{key}_file: cannot read {file_name}: {exc.strerror}"
+            ) from None
+    return SecretStr(str(inline)) if inline is not None else None
+
+
+class InstanceSettings(BaseModel):
+    """One helpdesk the connector serves."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="URL-safe name: /webhooks/<kind>/<name>")
+    kind: str = Field(description="adapter kind: zammad, znuny (or fake, for tests)")
+    url: str = Field(description="base URL of the helpdesk")
+    token: SecretStr | None = None
+    webhook_secret: SecretStr | None = None
+    verify_tls: bool = True
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    options: dict[str, Any] = Field(default_factory=dict, description="adapter-specific settings")
+
+    @model_validator(mode="after")
+    def _name_is_url_safe(self) -> InstanceSettings:
+        if not _NAME.match(self.name):
+            raise ValueError(f"name {self.name!r}: use lower-case letters, digits, '-' and '_'")
+        return self
+
+
+class Settings(BaseModel):
+    """Everything the service needs to run, validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    mappings_dir: Path | None = None
+    admin_token: SecretStr | None = None
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=12, ge=1)
+    max_age_hours: float = Field(default=48.0, gt=0)
+    backoff_base_seconds: float = Field(default=2.0, gt=0)
+    backoff_cap_seconds: float = Field(default=600.0, gt=0)
+    event_retention_days: float = Field(default=30.0, gt=0)
+    reconcile_interval_seconds: float = Field(default=300.0, gt=0)
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
+    settle_seconds: float = Field(default=1.0, ge=0, description="debounce per ticket")
+    settle_max_seconds: float = Field(default=10.0, ge=0)
+    instances: tuple[InstanceSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_instances(self) -> Settings:
+        seen: set[tuple[str, str]] = set()
+        for instance in self.instances:
+            key = (instance.kind, instance.name)
+            if key in seen:
+                raise ValueError(f"instance {instance.kind}/{instance.name} is listed twice")
+            seen.add(key)
+        return self
+
+    def instance(self, kind: str, name: str) -> InstanceSettings | None:
+        """The configured instance ``kind``/``name``, if any."""
+        return next((i for i in self.instances if i.kind == kind and i.name == name), None)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.get_secret_value().startswith("sqlite")
+
+
+_ENV_KEYS = {
+    "DATABASE_URL": "database_url",
+    "BITRIX_SLA_MAPPINGS": "mappings_dir",
+    "BITRIX_SLA_ADMIN_TOKEN": "admin_token",
+    "BITRIX_SLA_MAX_BODY_BYTES": "max_body_bytes",
+    "BITRIX_SLA_LEASE_SECONDS": "lease_seconds",
+    "BITRIX_SLA_MAX_ATTEMPTS": "max_attempts",
+    "BITRIX_SLA_MAX_AGE_HOURS": "max_age_hours",
+    "BITRIX_SLA_BACKOFF_BASE_SECONDS": "backoff_base_seconds",
+    "BITRIX_SLA_BACKOFF_CAP_SECONDS": "backoff_cap_seconds",
+    "BITRIX_SLA_EVENT_RETENTION_DAYS": "event_retention_days",
+    "BITRIX_SLA_RECONCILE_INTERVAL_SECONDS": "reconcile_interval_seconds",
+    "BITRIX_SLA_WORKER_CONCURRENCY": "worker_concurrency",
+    "BITRIX_SLA_SETTLE_SECONDS": "settle_seconds",
+    "BITRIX_SLA_SETTLE_MAX_SECONDS": "settle_max_seconds",
+}
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, file: Path | str | None = None
+) -> Settings:
+    """Settings from a YAML file (``file`` or ``$BITRIX_SLA_CONFIG``) overlaid by environment."""
+    from connector.mappings import format_loc, read_yaml
+
+    env = os.environ if environ is None else environ
+    source = file if file is not None else env.get("BITRIX_SLA_CONFIG")
+    where = str(source) if source else "environment"
+    data: dict[str, Any] = {}
+    if source:
+        loaded = read_yaml(Path(source))
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError([ConfigIssue(where, "", "expected a mapping at the top")])
+        data = dict(loaded or {})
+    for variable, key in _ENV_KEYS.items():
+        if env.get(variable):
+            data[key] = env[variable]
+    try:
+        for key in ("database_url", "admin_token"):
+            if key in data or f"{key}_env" in data or f"{key}_file" in data:
+                data[key] = _secret(data, key, env, key)
+        instances = []
+        for index, raw in enumerate(data.get("instances") or []):
+            if not isinstance(raw, dict):
+                raise ValueError(f"instances[{index}]: expected a mapping")
+            entry = dict(raw)
+            for key in ("token", "webhook_secret"):
+                entry[key] = _secret(entry, key, env, f"instances[{index}]")
+            instances.append(entry)
+        if instances:
+            data["instances"] = instances
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        issues = [
+            ConfigIssue(where, format_loc(e["loc"]), str(e["msg"]).removeprefix("Value error, "))
+            for e in exc.errors()
+        ]
+        raise ConfigError(issues) from None
+    except ValueError as exc:
+        raise ConfigError([ConfigIssue(where, "", str(exc))]) from None

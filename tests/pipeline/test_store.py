@@ -1,0 +1,280 @@
+"""The job store, the same suite on a real SQLite file and a real PostgreSQL database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from connector.helpdesks.base import IncomingEvent
+from connector.pipeline import db
+from connector.pipeline.retry import Backoff
+from connector.pipeline.store import JobStore, RunRecord
+
+T0 = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.UTC)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(database_url: str, clock: Clock) -> Iterator[JobStore]:
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    backoff = Backoff(
+        base_seconds=10, cap_seconds=100, max_attempts=4, max_age=dt.timedelta(hours=1)
+    )
+    opened = JobStore(engine, backoff, clock=clock)
+    yield opened
+    opened.close()
+
+
+def event(ticket: str, delivery: str) -> IncomingEvent:
+    return IncomingEvent(ticket_id=ticket, delivery_id=delivery, event="ticket.updated")
+
+
+def record(clock: Clock, outcome: str = "applied", error: str | None = None) -> RunRecord:
+    return RunRecord(
+        worker="w", started_at=clock(), finished_at=clock(), outcome=outcome, error=error
+    )
+
+
+def test_migrations_are_idempotent(database_url: str) -> None:
+    engine = db.make_engine(database_url)
+    assert db.current_version(engine) == 0
+    unmigrated = JobStore(engine)
+    assert unmigrated.ready() == (
+        False,
+        f"schema version 0, expected {db.LATEST}: run bitrix-sla db upgrade",
+    )
+    assert db.upgrade(engine) == list(range(1, db.LATEST + 1))
+    assert db.upgrade(engine) == []
+    assert db.current_version(engine) == db.LATEST
+    assert unmigrated.ready() == (True, "ok")
+    engine.dispose()
+
+
+def test_ingest_deduplicates_by_delivery_id(store: JobStore) -> None:
+    first = store.ingest("fake", "a", event("1", "d1"), b'{"ticket_id": "1"}')
+    again = store.ingest("fake", "a", event("1", "d1"), b'{"ticket_id": "1"}')
+    assert not first.duplicate and first.job_id is not None
+    assert again.duplicate and again.job_id is None
+    # the same delivery id from another instance is another delivery
+    other = store.ingest("fake", "b", event("1", "d1"), b"{}")
+    assert not other.duplicate
+    assert store.counts()["queued"] == 2
+
+
+def test_a_burst_for_one_ticket_is_one_queued_job(store: JobStore) -> None:
+    ids = {store.ingest("fake", "a", event("7", f"d{n}"), b"{}").job_id for n in range(1000)}
+    assert len(ids) == 1
+    (job,) = store.list_jobs("queued")
+    assert job.events == 1000
+    assert store.counts() == {"queued": 1, "running": 0, "done": 0, "dead": 0}
+
+
+def test_one_running_job_per_ticket(store: JobStore, clock: Clock) -> None:
+    store.ingest("fake", "a", event("1", "d1"), b"{}")
+    store.ingest("fake", "a", event("2", "d2"), b"{}")
+    first = store.claim("w1", 30)
+    assert first is not None
+    assert first.attempts == 1
+    # an event arriving while ticket 1 runs queues a second job for it ...
+    store.ingest("fake", "a", event(first.ticket_id, "d3"), b"{}")
+    second = store.claim("w2", 30)
+    assert second is not None and second.ticket_id != first.ticket_id
+    # ... which nobody may claim while the first run is still going
+    assert store.claim("w3", 30) is None
+    assert store.finish(first, "w1", record(clock))
+    third = store.claim("w3", 30)
+    assert third is not None and third.ticket_id == first.ticket_id
+
+
+def test_jobs_wait_for_their_run_at(store: JobStore, clock: Clock) -> None:
+    store.ingest("fake", "a", event("1", "d1"), b"{}")
+    job = store.claim("w", 30)
+    assert job is not None
+    assert (
+        store.fail(job, "w", "503 from helpdesk", permanent=False, record=record(clock)) == "queued"
+    )
+    (queued,) = store.list_jobs("queued")
+    delay = (queued.run_at - T0).total_seconds()
+    assert 8 <= delay <= 12  # base 10 s, jitter 0.8-1.2
+    assert queued.last_error == "503 from helpdesk"
+    assert store.claim("w", 30) is None
+    clock.advance(12)
+    assert store.claim("w", 30) is not None
+
+
+def test_backoff_grows_then_gives_up(store: JobStore, clock: Clock) -> None:
+    store.ingest("fake", "a", event("1", "d1"), b"{}")
+    delays = []
+    for attempt in range(1, 5):
+        job = store.claim("w", 30)
+        assert job is not None and job.attempts == attempt
+        status = store.fail(job, "w", "timeout", permanent=False, record=record(clock))
+        if attempt < 4:
+            assert status == "queued"
+            (queued,) = store.list_jobs("queued")
+            delays.append((queued.run_at - clock()).total_seconds())
+            clock.now = queued.run_at
+        else:
+            assert status == "dead"
+    assert [round(d / b) for d, b in zip(delays, (10, 20, 40), strict=True)] == [1, 1, 1]
+    (dead,) = store.list_jobs("dead")
+    assert dead.last_error == "gave up after 4 attempts: timeout"
+
+
+def test_old_jobs_give_up_by_age(store: JobStore, clock: Clock) -> None:
+    store.ingest("fake", "a", event("1", "d1"), b"{}")
+    job = store.claim("w", 30)
+    assert job is not None
+    clock.advance(3601)
+    assert store.fail(job, "w", "still down", permanent=False, record=record(clock)) == "dead"
+
+
+def test_permanent_failure_is_dead_at_once_and_replayable(store: JobStore, clock: Clock) -> None:
+    store.ingest("fake", "a", event("1", "d1"), b"{}")
+    job = store.claim("w", 30)
+    assert job is not None
+    reason = "PATCH /api/tickets/1 -> 422: unknown field 'sla_due_at'"
+    assert (
+        store.fail(job, "w", reason, permanent=True, record=record(clock, "failed", reason))
+        == "dead"
+    )
+    (dead,) = store.list_jobs("dead")
+    assert dead.last_error == reason
+    assert [run["outcome"] for run in store.runs(dead.id)] == ["dead"]
+    assert store.replay(dead.id)
+    assert not store.replay(dead.id)  # no longer dead
+    replayed = store.claim("w", 30)
+    assert replayed is not None and replayed.id == dead.id and replayed.attempts == 1
+    assert replayed.reason == "replay"
+
+
+def test_replay_all_dead_and_replay_beside_a_queued_job(store: JobStore, clock: Clock) -> None:
+    for ticket in ("1", "2"):
+        store.ingest("fake", "a", event(ticket, f"d{ticket}"), b"{}")
+        job = store.claim("w", 30)
+        assert job is not None
+        store.fail(job, "w", "404", permanent=True, record=record(clock))
+    store.ingest("fake", "a", event("1", "d-new"), b"{}")  # ticket 1 is queued again
+    assert store.replay_all_dead() == 2
+    counts = store.counts()
+    assert (counts["queued"], counts["dead"]) == (2, 0)
+
+
+def test_failure_merges_into_a_newer_queued_job(store: JobStore, clock: Clock) -> None:
+    store.ingest("fake", "a", event("1", "d1"), b"{}")
+    job = store.claim("w", 30)
+    assert job is not None
+    store.ingest("fake", "a", event("1", "d2"), b"{}")
+    assert store.fail(job, "w", "500", permanent=False, record=record(clock)) == "queued"
+    (queued,) = store.list_jobs("queued")
+    assert queued.id != job.id
+    assert queued.attempts == 1  # the failed attempt still counts towards giving up
+    assert queued.run_at > clock()  # and the backoff holds for the merged job
+    superseded = store.get(job.id)
+    assert superseded is not None and superseded.outcome == "superseded"
+
+
+def test_expired_leases_are_reaped_and_fenced(store: JobStore, clock: Clock) -> None:
+    store.ingest("fake", "a", event("1", "d1"), b"{}")
+    job = store.claim("w1", 30)
+    assert job is not None
+    clock.advance(20)
+    assert store.heartbeat(job.id, "w1", 30)  # lease now ends at +50 s
+    clock.advance(25)
+    assert store.reap() == 0
+    clock.advance(10)
+    assert store.reap() == 1
+    assert not store.heartbeat(job.id, "w1", 30)  # the lease is gone
+    again = store.claim("w2", 30)
+    assert again is not None and again.id == job.id and again.attempts == 2
+    # the first worker wakes up late: its finish is fenced off, its audit row kept
+    assert not store.finish(job, "w1", record(clock))
+    assert store.finish(again, "w2", record(clock))
+    assert len(store.runs(job.id)) == 2
+
+
+def test_periodic_tick_has_one_owner_across_replicas(database_url: str, clock: Clock) -> None:
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    replicas = [JobStore(db.make_engine(database_url), clock=clock) for _ in range(4)]
+    owners: list[str] = []
+    barrier = threading.Barrier(len(replicas))
+
+    def tick(index: int) -> None:
+        barrier.wait()
+        if replicas[index].try_tick("reconcile", 60, f"r{index}") is not None:
+            owners.append(f"r{index}")
+
+    for _round in range(3):
+        threads = [threading.Thread(target=tick, args=(i,)) for i in range(len(replicas))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        clock.advance(61)
+    assert len(owners) == 3
+    for replica in replicas:
+        replica.close()
+    engine.dispose()
+
+
+def test_tick_returns_the_previous_run(store: JobStore, clock: Clock) -> None:
+    assert store.try_tick("sweep", 60, "a") == dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    assert store.try_tick("sweep", 60, "a") is None
+    clock.advance(60)
+    assert store.try_tick("sweep", 60, "a") == T0
+
+
+def test_purge_keeps_recent_and_unfinished_work(store: JobStore, clock: Clock) -> None:
+    store.ingest("fake", "a", event("1", "d1"), b"{}")
+    job = store.claim("w", 30)
+    assert job is not None
+    store.finish(job, "w", record(clock))
+    store.ingest("fake", "a", event("2", "d2"), b"{}")  # still queued
+    clock.advance(86400 * 31)
+    store.ingest("fake", "a", event("3", "d3"), b"{}")  # recent
+    removed = store.purge(dt.timedelta(days=30))
+    assert removed == {"events": 2, "jobs": 1, "decisions": 1}
+    assert store.counts() == {"queued": 2, "running": 0, "done": 0, "dead": 0}
+
+
+def test_settle_window_debounces_a_ticket(database_url: str, clock: Clock) -> None:
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    store = JobStore(engine, clock=clock, settle_seconds=2, settle_max_seconds=5)
+    try:
+        store.ingest("fake", "a", event("1", "d1"), b"{}")
+        (job,) = store.list_jobs("queued")
+        assert job.run_at == T0 + dt.timedelta(seconds=2)
+        clock.advance(1.5)  # another event inside the window pushes the run back
+        store.ingest("fake", "a", event("1", "d2"), b"{}")
+        assert store.list_jobs("queued")[0].run_at == T0 + dt.timedelta(seconds=3.5)
+        assert store.claim("w", 30) is None
+        clock.advance(3)  # a steady stream still runs within settle_max of the first event
+        store.ingest("fake", "a", event("1", "d3"), b"{}")
+        assert store.list_jobs("queued")[0].run_at == T0 + dt.timedelta(seconds=5)
+        clock.now = T0 + dt.timedelta(seconds=5)
+        assert store.claim("w", 30) is not None
+    finally:
+        store.close()

@@ -1,0 +1,222 @@
+"""The worker against a real fake-helpdesk server and a real store, on both engines."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import threading
+
+import pytest
+
+from connector.helpdesks.base import IncomingEvent
+from connector.helpdesks.fake.adapter import FakeAdapter
+from connector.pipeline import db
+from connector.pipeline.plan import diff
+from connector.pipeline.store import JobStore
+from connector.pipeline.worker import PeriodicTask
+from connector.policy.decision import Policy, decide
+from connector.sandbox.fake_helpdesk import FakeHelpdesk, wait_until
+from tests.pipeline.conftest import Clock, make_worker, partner_ticket
+
+
+def ingest(store: JobStore, ticket_id: str, delivery: str) -> None:
+    store.ingest("fake", "main", IncomingEvent(ticket_id=ticket_id, delivery_id=delivery), b"{}")
+
+
+def converged(adapter: FakeAdapter, policy: Policy, ticket_id: str) -> bool:
+    snapshot = adapter.read(ticket_id)
+    decision = decide(snapshot, policy, dt.datetime.now(dt.UTC))
+    return diff(decision, snapshot, policy.overrides.tag_prefix).is_empty
+
+
+def test_a_job_writes_due_time_and_tags_once(
+    store: JobStore, helpdesk: FakeHelpdesk, adapter: FakeAdapter, policy: Policy
+) -> None:
+    ticket = partner_ticket(helpdesk)
+    ingest(store, ticket, "d1")
+    worker = make_worker(store, adapter, policy)
+    assert [job.ticket_id for job in worker.drain()] == [ticket]
+    written = helpdesk.ticket(ticket)
+    assert written["fields"]["sla_tier"] == "partner"
+    assert written["fields"]["sla_level"] == "partner-standard"
+    assert written["fields"]["sla_due_at"].endswith("Z")
+    assert "sla:level:partner-standard" in written["tags"]
+    (run,) = store.ticket_runs("fake", "main", ticket)
+    assert run["outcome"] == "applied"
+    assert run["decision"]["level"] == "partner-standard"
+    assert [call["method"] for call in run["calls"]] == ["PATCH", "POST"]
+    # our own write made the helpdesk change the ticket; the next run finds nothing to do
+    writes = len(helpdesk.writes(ticket))
+    ingest(store, ticket, "d2")
+    list(worker.drain())
+    assert len(helpdesk.writes(ticket)) == writes
+    assert store.ticket_runs("fake", "main", ticket)[-1]["outcome"] == "unchanged"
+    assert converged(adapter, policy, ticket)
+
+
+def test_an_agent_change_is_followed(
+    store: JobStore, helpdesk: FakeHelpdesk, adapter: FakeAdapter, policy: Policy
+) -> None:
+    ticket = partner_ticket(helpdesk)
+    ingest(store, ticket, "d1")
+    worker = make_worker(store, adapter, policy)
+    list(worker.drain())
+    helpdesk.update_ticket(ticket, fields={"sla_override": "consulting"}, tags=["own-tag"])
+    ingest(store, ticket, "d2")
+    list(worker.drain())
+    written = helpdesk.ticket(ticket)
+    assert written["fields"]["sla_level"] == "consulting"
+    assert "own-tag" in written["tags"]  # agents' tags are never touched
+    assert "sla:level:partner-standard" not in written["tags"]
+    assert converged(adapter, policy, ticket)
+
+
+def test_an_outage_converges_with_backoff_and_nothing_dead(
+    store: JobStore, helpdesk: FakeHelpdesk, adapter: FakeAdapter, policy: Policy, clock: Clock
+) -> None:
+    tickets = [partner_ticket(helpdesk, f"Вопрос {n}") for n in range(4)]
+    for ticket in tickets:
+        ingest(store, ticket, f"d{ticket}")
+    worker = make_worker(store, adapter, policy)
+
+    helpdesk.pause()  # connection refused
+    list(worker.drain())
+    queued = store.list_jobs("queued")
+    assert len(queued) == 4
+    assert all(job.attempts == 1 and job.run_at > clock() for job in queued)
+    assert all("connect" in (job.last_error or "").lower() for job in queued)
+    assert list(worker.drain()) == []  # backoff respected: nothing is due yet
+
+    helpdesk.resume()
+    helpdesk.faults.fail_for(3600, status=500)
+    clock.advance(40)  # past the first backoff (30 s ± 20 %)
+    list(worker.drain())
+    assert {job.attempts for job in store.list_jobs("queued")} == {2}
+    assert all("500" in (job.last_error or "") for job in store.list_jobs("queued"))
+
+    helpdesk.faults.clear()
+    # a 503 with Retry-After is retried inside the job, after the asked delay
+    helpdesk.faults.fail_next(1, status=503, retry_after=0.1)
+    clock.advance(80)
+    assert len(list(worker.drain())) == 4
+    assert store.counts() == {"queued": 0, "running": 0, "done": 4, "dead": 0}
+    # and so is a 429
+    tickets.append(partner_ticket(helpdesk, "ещё вопрос"))
+    ingest(store, tickets[-1], "d-late")
+    helpdesk.faults.fail_next(1, status=429, retry_after=0.1)
+    assert len(list(worker.drain())) == 1
+    reads = helpdesk.calls(method="GET")
+    gaps = [
+        later.started - earlier.started
+        for earlier, later in itertools.pairwise(reads)
+        if earlier.status in (429, 503) and later.ticket_id == earlier.ticket_id
+    ]
+    assert len(gaps) == 2 and all(gap >= 0.1 for gap in gaps)
+    assert store.counts()["dead"] == 0
+    assert all(converged(adapter, policy, ticket) for ticket in tickets)
+
+
+def test_permanent_errors_go_dead_and_replay_after_the_fix(
+    store: JobStore, policy: Policy, clock: Clock
+) -> None:
+    helpdesk = FakeHelpdesk("test-api-token", declared_fields=["sla_tier", "sla_level"])
+    helpdesk.start()
+    try:
+        adapter = FakeAdapter("main", helpdesk.base_url, "test-api-token", timeout=5)
+        worker = make_worker(store, adapter, policy)
+        ticket = partner_ticket(helpdesk)
+        ingest(store, ticket, "d1")
+        ingest(store, "404404", "d2")  # a ticket the helpdesk does not have
+        list(worker.drain())
+        dead = {job.ticket_id: job for job in store.list_jobs("dead")}
+        assert set(dead) == {ticket, "404404"}
+        assert "404" in (dead["404404"].last_error or "")
+        assert "not found" in (dead["404404"].last_error or "")
+        assert "422" in (dead[ticket].last_error or "")
+        assert "sla_due_at" in (dead[ticket].last_error or "")
+        assert dead[ticket].attempts == 1  # not retried
+        # the admin adds the missing field, then replays the dead job
+        helpdesk.declare_field("sla_due_at")
+        assert store.replay(dead[ticket].id)
+        list(worker.drain())
+        assert store.get(dead[ticket].id).status == "done"  # type: ignore[union-attr]
+        assert converged(adapter, policy, ticket)
+    finally:
+        helpdesk.stop()
+
+
+def test_a_burst_of_1000_events_is_at_most_two_runs(
+    store: JobStore, helpdesk: FakeHelpdesk, adapter: FakeAdapter, policy: Policy
+) -> None:
+    ticket = partner_ticket(helpdesk)
+    # real time here, and the settle window that makes bursts coalesce (default 1 s)
+    store = JobStore(store.engine, settle_seconds=0.5, settle_max_seconds=30)
+    worker = make_worker(store, adapter, policy, concurrency=2, poll_seconds=0.01)
+    worker.start()
+    try:
+        for n in range(1000):
+            ingest(store, ticket, f"burst-{n}")
+            worker.poke()
+        wait_until(lambda: store.counts()["queued"] == 0 and worker.busy == 0, timeout=30)
+    finally:
+        worker.stop(10)
+    runs = store.ticket_runs("fake", "main", ticket)
+    assert 1 <= len(runs) <= 2
+    assert converged(adapter, policy, ticket)
+
+
+def test_periodic_tasks_run_once_per_tick_across_two_workers(
+    database_url: str, adapter: FakeAdapter, policy: Policy, clock: Clock
+) -> None:
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    engine.dispose()
+    ran: list[dt.datetime] = []
+    lock = threading.Lock()
+
+    def task(previous: dt.datetime) -> None:
+        with lock:
+            ran.append(clock())
+
+    workers = []
+    for _ in range(2):
+        replica = JobStore(db.make_engine(database_url), clock=clock)
+        workers.append(
+            make_worker(replica, adapter, policy, periodic=(PeriodicTask("sweep", 60, task),))
+        )
+    try:
+        for _tick in range(3):
+            barrier = threading.Barrier(2)
+
+            def maintain(index: int, barrier: threading.Barrier = barrier) -> None:
+                barrier.wait()
+                workers[index].maintain_once()
+
+            threads = [threading.Thread(target=maintain, args=(i,)) for i in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            clock.advance(61)
+    finally:
+        for worker in workers:
+            worker.store.close()
+    assert len(ran) == 3
+    assert len(set(ran)) == 3
+
+
+@pytest.mark.parametrize("count", [3])
+def test_reconciliation_sweep_queues_changed_tickets(
+    store: JobStore, helpdesk: FakeHelpdesk, adapter: FakeAdapter, policy: Policy, count: int
+) -> None:
+    from connector.pipeline.periodic import reconciliation
+
+    tickets = [partner_ticket(helpdesk, f"q{n}") for n in range(count)]
+    sweep = reconciliation(store, {("fake", "main"): adapter}, 300)
+    queued = sweep.run(store.now() - dt.timedelta(minutes=5))
+    assert queued == count
+    assert {job.ticket_id for job in store.list_jobs("queued")} == set(tickets)
+    assert {job.reason for job in store.list_jobs("queued")} == {"sweep"}
+    worker = make_worker(store, adapter, policy)
+    list(worker.drain())
+    assert all(converged(adapter, policy, ticket) for ticket in tickets)

@@ -1,0 +1,173 @@
+"""Service commands: db upgrade, jobs list/show/replay, backfill, and serve end to end."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from connector.cli import main
+from connector.helpdesks.base import IncomingEvent
+from connector.pipeline.store import JobStore, RunRecord
+from connector.sandbox.fake_helpdesk import FakeHelpdesk, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "cli-api-token"
+HOOK = "cli-webhook-secret"
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), out=out)
+    return code, out.getvalue()
+
+
+@pytest.fixture
+def helpdesk() -> Iterator[FakeHelpdesk]:
+    server = FakeHelpdesk(TOKEN)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def config(tmp_path: Path, helpdesk: FakeHelpdesk) -> Path:
+    path = tmp_path / "settings.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "database_url": f"sqlite:///{tmp_path / 'db.sqlite'}",
+                "mappings_dir": str(ROOT / "mappings"),
+                "settle_seconds": 0,
+                "instances": [
+                    {
+                        "name": "main",
+                        "kind": "fake",
+                        "url": helpdesk.base_url,
+                        "token": TOKEN,
+                        "webhook_secret": HOOK,
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def _url(config: Path) -> str:
+    return str(yaml.safe_load(config.read_text())["database_url"])
+
+
+def test_db_upgrade_is_idempotent(config: Path) -> None:
+    code, text = run("db", "upgrade", "--config", str(config))
+    assert code == 0 and "applied [1]" in text
+    code, text = run("db", "upgrade", "--config", str(config))
+    assert code == 0 and "nothing to apply" in text and "schema version 1" in text
+
+
+def test_jobs_list_show_and_replay(config: Path) -> None:
+    store = JobStore.open(_url(config))
+    store.ingest("fake", "main", IncomingEvent(ticket_id="9", delivery_id="x"), b"{}")
+    job = store.claim("w", 30)
+    assert job is not None
+    now = store.now()
+    reason = "GET /api/tickets/9 -> 404 NOT FOUND: ticket 9 not found"
+    failed = RunRecord(worker="w", started_at=now, finished_at=now, outcome="failed", error=reason)
+    store.fail(job, "w", reason, permanent=True, record=failed)
+    store.close()
+
+    code, text = run("jobs", "list", "--status", "dead", "--config", str(config))
+    assert code == 0
+    assert re.search(rf"^\s+{job.id}\s+dead\s+fake/main/9\s+1 ", text, re.MULTILINE), text
+    assert "404 NOT FOUND" in text
+    code, text = run("jobs", "show", str(job.id), "--config", str(config))
+    shown = json.loads(text)
+    assert shown["job"]["status"] == "dead"
+    assert shown["runs"][0]["error"] == reason
+    assert run("jobs", "replay", str(job.id), "--config", str(config))[0] == 0
+    assert run("jobs", "replay", str(job.id), "--config", str(config))[0] == 1  # not dead now
+    code, text = run("jobs", "list", "--status", "queued", "--config", str(config))
+    assert f"{job.id}  queued" in text
+    assert run("jobs", "replay", "--all-dead", "--config", str(config)) == (
+        0,
+        "replayed 0 dead job(s)\n",
+    )
+
+
+def test_jobs_show_unknown(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("jobs", "show", "4242", "--config", str(config))[0] == 1
+    assert "no job 4242" in capsys.readouterr().err
+
+
+def test_backfill_queues_every_open_ticket(config: Path, helpdesk: FakeHelpdesk) -> None:
+    for n in range(120):
+        helpdesk.create_ticket(subject=f"t{n}", state="closed" if n % 10 == 0 else "open")
+    code, text = run("backfill", "--config", str(config))
+    assert (code, text) == (0, "queued 108 open ticket(s)\n")
+    store = JobStore.open(_url(config))
+    assert store.counts()["queued"] == 108
+    assert {job.reason for job in store.list_jobs("queued", limit=500)} == {"backfill"}
+    store.close()
+    assert run("backfill", "--instance", "nope", "--config", str(config))[0] == 2
+
+
+def test_bad_settings_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lease_seconds: -1\ninstances: [{name: Main, kind: fake, url: x}]\n")
+    assert run("jobs", "list", "--config", str(bad))[0] == 1
+    err = capsys.readouterr().err
+    assert "lease_seconds: Input should be greater than 0" in err
+    assert "instances[0]" in err
+
+
+def test_serve_end_to_end_and_graceful_stop(config: Path, helpdesk: FakeHelpdesk) -> None:
+    ticket = helpdesk.create_ticket(
+        subject="Сайт не открывается",
+        body="Публичная часть сайта полностью не работает, ошибка 500 на всех страницах.",
+        organization={"id": "1", "name": "Shop", "fields": {"bitrix_license_type": "commercial"}},
+    )["id"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "connector.cli", "serve", "--config", str(config), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.search(r"http://[\d.]+:\d+", line)
+        assert match, line + (process.stderr.read() if process.stderr else "")
+        base = match.group(0)
+        assert requests.get(f"{base}/readyz", timeout=5).status_code == 200
+        answer = requests.post(
+            f"{base}/webhooks/fake/main",
+            json={"ticket_id": ticket, "event": "ticket.created"},
+            headers={"X-Fake-Token": HOOK, "X-Fake-Delivery": str(uuid.uuid4())},
+            timeout=5,
+        )
+        assert answer.status_code == 202, answer.text
+        wait_until(lambda: helpdesk.ticket(ticket)["fields"].get("sla_level"), timeout=20)
+        written = helpdesk.ticket(ticket)
+        assert written["fields"]["sla_level"] == "commercial-operational"
+        assert "sla:urgency:emergency" in written["tags"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()

@@ -1,0 +1,16 @@
+"""Gunicorn entry point: ``gunicorn 'webhooks.wsgi:app'``.
+
+Settings come from the environment (``DATABASE_URL``, ``BITRIX_SLA_CONFIG``, …; see
+:mod:`connector.settings`). Each gunicorn worker imports this module and builds its own service
+(database pool, adapters); migrations run under a lock, so concurrent boots are safe. An invalid
+configuration raises here and gunicorn exits instead of serving.
+
+For ``/metrics`` to sum counters over workers, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty
+writable directory before gunicorn starts.
+"""
+
+from __future__ import annotations
+
+from webhooks.app import create_app
+
+app = create_app()
