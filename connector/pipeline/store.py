@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, Row, and_, delete, exists, func, insert, select, update
+from sqlalchemy import Engine, Row, and_, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -87,6 +87,21 @@ class IngestResult(BaseModel):
     job_id: int | None
 
 
+_EVENT_COLUMNS = ("received_at", "kind", "instance", "ticket_id", "delivery_id", "event", "body")
+_JOB_COLUMNS = (
+    "key",
+    "kind",
+    "instance",
+    "ticket_id",
+    "status",
+    "reason",
+    "events",
+    "attempts",
+    "run_at",
+    "created_at",
+)
+
+
 def job_key(kind: str, instance: str, ticket_id: str) -> str:
     return f"{kind}:{instance}:{ticket_id}"
 
@@ -118,6 +133,7 @@ class JobStore:
         # SQLite has one writer at a time; queueing writers of this process on a lock avoids
         # the busy handler's coarse sleeps (the p99 gotcha in the pipeline notes).
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        self._prepared: tuple[Any, Any, Any, Any] | None = None
 
     @classmethod
     def open(
@@ -196,29 +212,60 @@ class JobStore:
 
     # -- enqueueing ----------------------------------------------------------------------------
 
+    def _statements(self) -> tuple[Any, Any, Any, Any]:
+        """The ingest path's statements, built once: constructing them costs more than running
+        them (SQLAlchemy coerces every value), and the webhook path is the hot one."""
+        if self._prepared is None:
+            store_event = (
+                self._insert(events)
+                .values({column: bindparam(column) for column in _EVENT_COLUMNS})
+                .on_conflict_do_nothing(index_elements=["kind", "instance", "delivery_id"])
+                .returning(events.c.id)
+            )
+            upsert_job = (
+                self._insert(jobs)
+                .values({column: bindparam(column) for column in _JOB_COLUMNS})
+                .on_conflict_do_update(
+                    index_elements=[jobs.c.key],
+                    index_where=db.QUEUED,
+                    set_={"events": jobs.c.events + 1},
+                )
+                .returning(jobs.c.id, jobs.c.run_at, jobs.c.created_at, jobs.c.events)
+            )
+            link_event = (
+                update(events)
+                .where(events.c.id == bindparam("event_id"))
+                .values(job_id=bindparam("linked_job"))
+            )
+            push_back = (
+                update(jobs)
+                .where(jobs.c.id == bindparam("job_id"))
+                .values(run_at=bindparam("new_run_at"))
+            )
+            self._prepared = (store_event, upsert_job, link_event, push_back)
+        return self._prepared
+
     def _upsert_job(
         self, connection: Connection, kind: str, instance: str, ticket_id: str, reason: str
     ) -> int:
         now = self.now(connection)
         settled = now + self.settle
-        statement = self._insert(jobs).values(
-            key=job_key(kind, instance, ticket_id),
-            kind=kind,
-            instance=instance,
-            ticket_id=ticket_id,
-            status="queued",
-            reason=reason,
-            events=1,
-            attempts=0,
-            run_at=settled,
-            created_at=now,
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[jobs.c.key],
-            index_where=db.QUEUED,
-            set_={"events": jobs.c.events + 1},
-        ).returning(jobs.c.id, jobs.c.run_at, jobs.c.created_at, jobs.c.events)
-        row = connection.execute(statement).one()
+        _, upsert_job, _, push_back = self._statements()
+        row = connection.execute(
+            upsert_job,
+            {
+                "key": job_key(kind, instance, ticket_id),
+                "kind": kind,
+                "instance": instance,
+                "ticket_id": ticket_id,
+                "status": "queued",
+                "reason": reason,
+                "events": 1,
+                "attempts": 0,
+                "run_at": settled,
+                "created_at": now,
+            },
+        ).one()
         job_id = int(row.id)
         if row.events > 1 and self.settle:
             # a coalesced event pushes the run back (never earlier than a pending backoff)
@@ -227,30 +274,29 @@ class JobStore:
             assert created is not None and current is not None
             wanted = max(current, min(settled, created + self.settle_max))
             if wanted != current:
-                connection.execute(update(jobs).where(jobs.c.id == job_id).values(run_at=wanted))
+                connection.execute(push_back, {"job_id": job_id, "new_run_at": wanted})
         return job_id
 
     def ingest(self, kind: str, instance: str, event: IncomingEvent, body: bytes) -> IngestResult:
         """Store the event and coalesce it into the ticket's queued job, atomically."""
+        store_event, _, link_event, _ = self._statements()
         with self._write() as connection:
             stored = connection.execute(
-                self._insert(events)
-                .values(
-                    received_at=self.now(connection),
-                    kind=kind,
-                    instance=instance,
-                    ticket_id=event.ticket_id,
-                    delivery_id=event.delivery_id,
-                    event=event.event,
-                    body=body.decode("utf-8", errors="replace"),
-                )
-                .on_conflict_do_nothing(index_elements=["kind", "instance", "delivery_id"])
-                .returning(events.c.id)
+                store_event,
+                {
+                    "received_at": self.now(connection),
+                    "kind": kind,
+                    "instance": instance,
+                    "ticket_id": event.ticket_id,
+                    "delivery_id": event.delivery_id,
+                    "event": event.event,
+                    "body": body.decode("utf-8", errors="replace"),
+                },
             ).scalar()
             if stored is None:
                 return IngestResult(duplicate=True, job_id=None)
             job_id = self._upsert_job(connection, kind, instance, event.ticket_id, "webhook")
-            connection.execute(update(events).where(events.c.id == stored).values(job_id=job_id))
+            connection.execute(link_event, {"event_id": stored, "linked_job": job_id})
             return IngestResult(duplicate=False, job_id=job_id)
 
     def enqueue(self, kind: str, instance: str, ticket_id: str, reason: str) -> int:
@@ -395,6 +441,16 @@ class JobStore:
             )
         )
 
+    @staticmethod
+    def _mark_dead(connection: Connection, job_id: int, why: str, now: dt.datetime) -> None:
+        connection.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id)
+            .values(
+                status="dead", outcome="dead", last_error=why, finished_at=now, lease_until=None
+            )
+        )
+
     def fail(
         self, job: Job, worker: str, error: str, *, permanent: bool, record: RunRecord
     ) -> Status:
@@ -409,17 +465,7 @@ class JobStore:
             dead = permanent or self.backoff.gives_up(job.attempts, job.created_at, now)
             if dead:
                 why = error if permanent else f"gave up after {job.attempts} attempts: {error}"
-                connection.execute(
-                    update(jobs)
-                    .where(jobs.c.id == job.id)
-                    .values(
-                        status="dead",
-                        outcome="dead",
-                        last_error=why,
-                        finished_at=now,
-                        lease_until=None,
-                    )
-                )
+                self._mark_dead(connection, job.id, why, now)
                 self._record(connection, job, record.model_copy(update={"outcome": "dead"}))
                 return "dead"
             delay = self.backoff.delay(job.attempts)
@@ -438,17 +484,8 @@ class JobStore:
                 job = self._job(row)
                 message = f"lease expired (worker {job.locked_by} stopped)"
                 if self.backoff.gives_up(job.attempts, job.created_at, now):
-                    connection.execute(
-                        update(jobs)
-                        .where(jobs.c.id == job.id)
-                        .values(
-                            status="dead",
-                            outcome="dead",
-                            last_error=f"gave up after {job.attempts} attempts: {message}",
-                            finished_at=now,
-                            lease_until=None,
-                        )
-                    )
+                    why = f"gave up after {job.attempts} attempts: {message}"
+                    self._mark_dead(connection, job.id, why, now)
                 else:
                     self._requeue(connection, job, now, message)
             return len(expired)
