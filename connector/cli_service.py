@@ -299,3 +299,67 @@ def register(add: Adder) -> None:
     replay.add_argument("id", type=int, nargs="?")
     replay.add_argument("--all-dead", action="store_true")
     common(replay)
+
+    register_helpdesk_commands(add)
+    register_demo(add)
+
+
+# -- helpdesk setup and sandboxes ----------------------------------------------------------------
+
+HELPDESK_KINDS = ("zammad", "znuny")
+
+
+def cmd_setup(args: argparse.Namespace, out: TextIO) -> int:
+    """``bitrix-sla setup <kind> --instance NAME [--apply]``: delegate to the kind's setup."""
+    import importlib
+
+    settings = _settings(args)
+    instance = settings.instance(args.kind, args.instance)
+    if instance is None:
+        names = [i.name for i in settings.instances if i.kind == args.kind]
+        print(
+            f"bitrix-sla setup: no {args.kind} instance {args.instance!r} in the settings "
+            f"(configured: {names})",
+            file=sys.stderr,
+        )
+        return 2
+    module = importlib.import_module(f"connector.helpdesks.{args.kind}.setup")
+    result: int = module.run_setup(instance, settings, apply=args.apply, out=out)
+    return result
+
+
+def cmd_sandbox(args: argparse.Namespace, out: TextIO) -> int:
+    """``bitrix-sla sandbox <kind> --port P``: run a fake helpdesk until interrupted."""
+    import importlib
+
+    module = importlib.import_module(f"connector.sandbox.{args.kind}")
+    result: int = module.run(args.host, args.port, out=out, webhook_url=args.webhook_url)
+    return result
+
+
+def register_helpdesk_commands(add: Adder) -> None:
+    sub = add("setup", cmd_setup, "create or check the helpdesk fields, webhook and triggers")
+    sub.add_argument("kind", choices=HELPDESK_KINDS)
+    sub.add_argument("--instance", required=True, metavar="NAME")
+    sub.add_argument("--apply", action="store_true", help="make the changes (default: show them)")
+    sub.add_argument("--config", metavar="FILE", help="settings YAML (default: $BITRIX_SLA_CONFIG)")
+
+    sub = add("sandbox", cmd_sandbox, "run a fake Zammad or Znuny on loopback to try the connector")
+    sub.add_argument("kind", choices=HELPDESK_KINDS)
+    sub.add_argument("--host", default="127.0.0.1")
+    sub.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    sub.add_argument("--webhook-url", help="where the sandbox sends its webhooks")
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    """``bitrix-sla demo``: sandbox Zammad + the connector on loopback, then a table."""
+    from connector.demo import run_demo
+
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log in the demo's output
+    return run_demo(out, timeout=args.timeout)
+
+
+def register_demo(add: Adder) -> None:
+    sub = add("demo", cmd_demo, "try everything end to end against a sandbox Zammad (no server)")
+    sub.add_argument("--timeout", type=float, default=25.0, help="seconds to wait for write-backs")

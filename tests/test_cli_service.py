@@ -158,7 +158,8 @@ def test_serve_end_to_end_and_graceful_stop(config: Path, helpdesk: FakeHelpdesk
             timeout=5,
         )
         assert answer.status_code == 202, answer.text
-        wait_until(lambda: helpdesk.ticket(ticket)["fields"].get("sla_level"), timeout=20)
+        # the fields are written first, then the tags: wait for both
+        wait_until(lambda: "sla:urgency:emergency" in helpdesk.ticket(ticket)["tags"], timeout=20)
         written = helpdesk.ticket(ticket)
         assert written["fields"]["sla_level"] == "commercial-operational"
         assert "sla:urgency:emergency" in written["tags"]

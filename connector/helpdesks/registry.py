@@ -34,8 +34,22 @@ def _fake(instance: InstanceSettings) -> Pair:
     return adapter, FakeReceiver(instance.name, _secret(instance, "webhook_secret"))
 
 
+def _zammad(instance: InstanceSettings) -> Pair:
+    from connector.helpdesks import zammad
+
+    return zammad.build(instance)
+
+
+def _znuny(instance: InstanceSettings) -> Pair:
+    from connector.helpdesks import znuny
+
+    return znuny.build(instance)
+
+
 ADAPTERS: dict[str, Callable[[InstanceSettings], Pair]] = {
     "fake": _fake,
+    "zammad": _zammad,
+    "znuny": _znuny,
 }
 
 
