@@ -1,0 +1,249 @@
+"""Znuny-specific settings: ``instances[].options`` of a ``kind: znuny`` instance, validated.
+
+Everything here describes the Znuny side of the integration (facts: ``znuny-facts.md``):
+
+* ``instance.url`` is the web service's base URL,
+  ``https://host/znuny/nph-genericinterface.pl/Webservice/<Name>`` (facts §2); the REST routes
+  of ``webservice.yml`` hang below it.
+* The REST API is called as an agent: ``UserLogin`` + ``Password`` sent in the
+  ``X-OTRS-Header-UserLogin`` / ``X-OTRS-Header-Password`` headers (facts §2 "Auth"), never in
+  the query string, which Znuny's debugger and proxies log. The password comes from
+  ``password_env`` / ``password_file`` (or inline ``password``; else ``instance.token``).
+* Four ticket dynamic fields (DFs) hold what the connector writes: a DateTime for the due time,
+  Dropdowns for tier and level, and a Multiselect for the managed tags (Znuny has no ticket
+  tags). DateTime values are ``YYYY-MM-DD HH:MM:SS`` in the instance's ``OTRSTimeZone``
+  (SysConfig, default UTC; facts §3) — ``otrs_time_zone`` must name the same zone.
+* Dropdown/Multiselect values must be keys of the field's ``PossibleValues`` or TicketUpdate
+  fails with ``InvalidParameter`` (facts §2). The REST API cannot read a DF's configuration, so
+  the adapter reads the PossibleValues from the DF definition file the admin imported
+  (``dynamic_fields_file``, default: the shipped ``dynamic_fields.yml``).
+* The invoker authenticates to us with BasicAuth or an ``AdditionalHeaders`` token (facts §1
+  Requester REST transport); the secret is ``instance.webhook_secret``.
+* The invoker's loop guard is a ``ChangeBy`` Regexp Condition excluding the integration agent's
+  UserID (facts §5), hence ``integration_user_id``.
+* REST TicketGet returns no customer-user or customer-company record, only ``CustomerUserID``
+  and ``CustomerID`` (facts §2 TicketGet output); ``customer_fields``/``company_fields`` name
+  ticket DFs (or ticket attributes) whose values the policy should see as customer /
+  organization attributes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zoneinfo
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from connector.errors import ConfigError, ConfigIssue
+from connector.settings import InstanceSettings
+
+#: Znuny DF names: letters and digits only (``DynamicField->DynamicFieldAdd`` refuses others).
+_DF_NAME = re.compile(r"^[A-Za-z0-9]{1,200}$")
+#: The shipped DF definitions (importable in Admin → Dynamic Fields → Import).
+SHIPPED_DYNAMIC_FIELDS = Path(__file__).with_name("dynamic_fields.yml")
+#: Neutral override field names of ``mappings/overrides.yaml`` → the shipped override DFs.
+DEFAULT_OVERRIDE_FIELDS = {
+    "sla_override": "SLAOverride",
+    "sla_topic": "SLATopic",
+    "sla_scope": "SLAScope",
+}
+#: Znuny state types that are still open (TicketSearch ``StateType``); closed, merged and
+#: removed are final.
+DEFAULT_OPEN_STATE_TYPES = ("new", "open", "pending reminder", "pending auto")
+
+
+class ZnunyOptions(BaseModel):
+    """The validated ``options`` of one Znuny instance.
+
+    Attributes:
+        user_login: login of the integration agent the REST API is called as.
+        password: that agent's password (from ``password``, ``password_env``,
+            ``password_file`` or, when none is given, ``instance.token``).
+        integration_user_id: the agent's UserID; the invoker Condition ``ChangeBy`` skips it.
+        due_at_field: DateTime DF holding the first-reaction due time.
+        tier_field: Dropdown DF holding the Bitrix license tier.
+        level_field: Dropdown DF holding the SLA level id.
+        tags_field: Multiselect DF holding the managed tags (``sla:…``).
+        override_fields: neutral override field name (as used in ``mappings/overrides.yaml``)
+            → DF name; the snapshot carries each DF's value under both names.
+        customer_fields: customer attribute name (as in ``mappings/tiers.yaml``) → ticket DF
+            or ticket attribute to read it from.
+        company_fields: organization attribute name → ticket DF or ticket attribute.
+        otrs_time_zone: Znuny's ``OTRSTimeZone`` (IANA name), the zone of every time string.
+        webhook_auth: ``basic`` (invoker BasicAuth) or ``header`` (AdditionalHeaders token).
+        webhook_basic_user: the BasicAuth user the invoker sends; the password is
+            ``instance.webhook_secret``.
+        webhook_header: the header carrying ``instance.webhook_secret`` for ``header`` auth.
+        open_state_types: Znuny state types the reconciliation sweep searches.
+        search_limit: most ticket ids one TicketSearch returns.
+        dynamic_fields_file: the DF definitions imported into Znuny (PossibleValues source).
+        webhook_base_url: public base URL of this connector as Znuny reaches it (setup only).
+        webservice_name: the web service's name in Znuny (setup output only).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user_login: str = Field(min_length=1, max_length=200)
+    password: SecretStr
+    integration_user_id: int | None = Field(default=None, gt=0)
+    due_at_field: str = "BitrixSLADueAt"
+    tier_field: str = "BitrixSLATier"
+    level_field: str = "BitrixSLALevel"
+    tags_field: str = "BitrixSLATags"
+    override_fields: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_OVERRIDE_FIELDS))
+    customer_fields: dict[str, str] = Field(default_factory=dict)
+    company_fields: dict[str, str] = Field(default_factory=dict)
+    otrs_time_zone: str = "UTC"
+    webhook_auth: Literal["basic", "header"] = "basic"
+    webhook_basic_user: str = Field(default="znuny", min_length=1)
+    webhook_header: str = Field(default="X-Bitrix-SLA-Token", pattern=r"^[A-Za-z0-9-]{1,100}$")
+    open_state_types: tuple[str, ...] = Field(default=DEFAULT_OPEN_STATE_TYPES, min_length=1)
+    search_limit: int = Field(default=10_000, ge=1, le=100_000)
+    dynamic_fields_file: Path = SHIPPED_DYNAMIC_FIELDS
+    webhook_base_url: str | None = None
+    webservice_name: str = Field(default="BitrixSLA", pattern=r"^[A-Za-z0-9_-]{1,100}$")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ZnunyOptions:
+        managed = self.managed_field_names
+        for key, name in (*managed.items(), *self.override_fields.items()):
+            if not _DF_NAME.match(name):
+                raise ValueError(f"{key}: {name!r} is not a Znuny dynamic field name (A-Z, 0-9)")
+        names = [*managed.values(), *self.override_fields.values()]
+        if len(set(names)) != len(names):
+            raise ValueError("the managed and override dynamic fields must all be different")
+        try:
+            zoneinfo.ZoneInfo(self.otrs_time_zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"otrs_time_zone: {self.otrs_time_zone!r} is not an IANA time zone name "
+                "(use the value of Znuny's SysConfig OTRSTimeZone, e.g. UTC or Europe/Moscow)"
+            ) from None
+        if self.webhook_base_url is not None and not re.match(
+            r"^https?://[^/\s]+", self.webhook_base_url
+        ):
+            raise ValueError("webhook_base_url: must be an http(s) URL with a host")
+        if any(not state.strip() for state in self.open_state_types):
+            raise ValueError("open_state_types: state type names must not be empty")
+        return self
+
+    @property
+    def managed_field_names(self) -> dict[str, str]:
+        """Role → DF name for the four fields the connector writes."""
+        return {
+            "due_at_field": self.due_at_field,
+            "tier_field": self.tier_field,
+            "level_field": self.level_field,
+            "tags_field": self.tags_field,
+        }
+
+    @property
+    def field_names(self) -> dict[str, str]:
+        """Neutral managed field name (``WritePlan.fields`` keys) → DF name."""
+        return {
+            "sla_due_at": self.due_at_field,
+            "sla_tier": self.tier_field,
+            "sla_level": self.level_field,
+        }
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """``OTRSTimeZone`` as a zone object."""
+        return zoneinfo.ZoneInfo(self.otrs_time_zone)
+
+
+def load_options(
+    instance: InstanceSettings, environ: Mapping[str, str] | None = None
+) -> ZnunyOptions:
+    """Validate ``instance.options`` (resolving the password) and what they imply, or raise.
+
+    Raises:
+        ConfigError: naming ``instances.<name>.options.<key>`` (or ``instances.<name>.<key>``).
+    """
+    env = os.environ if environ is None else environ
+    where = f"instances.{instance.name}.options"
+    data: dict[str, Any] = dict(instance.options)
+    try:
+        password = _resolve_secret(data, "password", env)
+    except _SecretError as exc:
+        raise ConfigError([ConfigIssue("settings", f"{where}.{exc.key}", str(exc))]) from None
+    if password is None and instance.token is not None:
+        password = instance.token
+    if password is None or not password.get_secret_value():
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    "settings",
+                    f"{where}.password_env",
+                    "required for Znuny: the integration agent's password (password_env, "
+                    "password_file, or the instance token)",
+                )
+            ]
+        )
+    data["password"] = password
+    try:
+        options = ZnunyOptions.model_validate(data)
+    except ValidationError as exc:
+        issues = [
+            ConfigIssue(
+                "settings",
+                ".".join([where, *(str(part) for part in error["loc"])]),
+                str(error["msg"]).removeprefix("Value error, "),
+            )
+            for error in exc.errors()
+        ]
+        raise ConfigError(issues) from None
+    if instance.webhook_secret is None or not instance.webhook_secret.get_secret_value():
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    "settings",
+                    f"instances.{instance.name}.webhook_secret",
+                    "required for Znuny: the invoker's BasicAuth password or header token",
+                )
+            ]
+        )
+    if not re.match(r"^https?://[^/\s]+", instance.url):
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    "settings",
+                    f"instances.{instance.name}.url",
+                    "must be the web service URL, e.g. https://host/znuny/"
+                    "nph-genericinterface.pl/Webservice/BitrixSLA",
+                )
+            ]
+        )
+    return options
+
+
+class _SecretError(ValueError):
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _resolve_secret(data: dict[str, Any], key: str, environ: Mapping[str, str]) -> SecretStr | None:
+    """``key`` given inline, as ``key_env`` or as ``key_file``; removes the variants."""
+    inline = data.pop(key, None)
+    env_name = data.pop(f"{key}_env", None)
+    file_name = data.pop(f"{key}_file", None)
+    given = [value for value in (inline, env_name, file_name) if value is not None]
+    if len(given) > 1:
+        raise _SecretError(key, f"give one of {key}, {key}_env, {key}_file")
+    if env_name is not None:
+        if str(env_name) not in environ:
+            raise _SecretError(f"{key}_env", f"environment variable {env_name} is not set")
+        return SecretStr(environ[str(env_name)])
+    if file_name is not None:
+        try:
+            return SecretStr(Path(str(file_name)).read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise _SecretError(f"{key}_file", f"cannot read {file_name}: {exc.strerror}") from None
+    if inline is None:
+        return None
+    return inline if isinstance(inline, SecretStr) else SecretStr(str(inline))
