@@ -1,0 +1,450 @@
+{{/* ---------------------------------------------------------------------------------------
+Names and labels
+--------------------------------------------------------------------------------------- */}}
+
+{{/* The chart name, or nameOverride. */}}
+{{- define "bitrix-sla-connector.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The prefix of every resource name: release-chart, shortened to 63 characters. */}}
+{{- define "bitrix-sla-connector.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A component's resource name: (dict "context" $ "component" "worker") -> <fullname>-worker. */}}
+{{- define "bitrix-sla-connector.componentName" -}}
+{{- printf "%s-%s" (include "bitrix-sla-connector.fullname" .context) .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "bitrix-sla-connector.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Standard labels of every resource. */}}
+{{- define "bitrix-sla-connector.labels" -}}
+helm.sh/chart: {{ include "bitrix-sla-connector.chart" . }}
+{{ include "bitrix-sla-connector.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: bitrix-sla-connector
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Labels that select the release's pods (never change them on upgrade). */}}
+{{- define "bitrix-sla-connector.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "bitrix-sla-connector.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Labels of one component: (dict "context" $ "component" "web"). */}}
+{{- define "bitrix-sla-connector.componentLabels" -}}
+{{ include "bitrix-sla-connector.labels" .context }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "context" $ "component" "web"). */}}
+{{- define "bitrix-sla-connector.componentSelectorLabels" -}}
+{{ include "bitrix-sla-connector.selectorLabels" .context }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "bitrix-sla-connector.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "bitrix-sla-connector.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "bitrix-sla-connector.image" -}}
+{{- $repository := .Values.image.repository -}}
+{{- if .Values.image.registry -}}
+{{- $repository = printf "%s/%s" .Values.image.registry .Values.image.repository -}}
+{{- end -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------------------------------
+Database mode
+--------------------------------------------------------------------------------------- */}}
+
+{{/* "true" when no PostgreSQL is configured: the embedded SQLite default, one pod. */}}
+{{- define "bitrix-sla-connector.sqlite" -}}
+{{- if not (or .Values.postgresql.enabled .Values.externalDatabase.url .Values.secrets.databaseUrl.useExisting) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The component that serves HTTP: "server" (SQLite, `serve`) or "web" (PostgreSQL, gunicorn). */}}
+{{- define "bitrix-sla-connector.httpComponent" -}}
+{{- if include "bitrix-sla-connector.sqlite" . -}}server{{- else -}}web{{- end -}}
+{{- end -}}
+
+{{/* Service name of the Bitnami PostgreSQL dependency (its common.names.fullname + primary). */}}
+{{- define "bitrix-sla-connector.postgresql.fullname" -}}
+{{- $pg := .Values.postgresql -}}
+{{- $fullname := "" -}}
+{{- if $pg.fullnameOverride -}}
+{{- $fullname = $pg.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default "postgresql" $pg.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- $fullname = .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $fullname = printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- $fullname -}}
+{{- end -}}
+
+{{- define "bitrix-sla-connector.postgresql.host" -}}
+{{- $fullname := include "bitrix-sla-connector.postgresql.fullname" . -}}
+{{- if eq (default "standalone" .Values.postgresql.architecture) "replication" -}}
+{{- printf "%s-primary" $fullname | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $fullname -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "bitrix-sla-connector.postgresql.port" -}}
+{{- dig "primary" "service" "ports" "postgresql" 5432 .Values.postgresql -}}
+{{- end -}}
+
+{{/* DATABASE_URL (and what it is built from) as container env entries. */}}
+{{- define "bitrix-sla-connector.databaseEnv" -}}
+{{- if .Values.postgresql.enabled }}
+{{- $auth := .Values.postgresql.auth | default dict }}
+- name: BITRIX_SLA_DB_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ default (include "bitrix-sla-connector.postgresql.fullname" .) $auth.existingSecret }}
+      key: {{ dig "secretKeys" "userPasswordKey" "password" $auth }}
+- name: DATABASE_URL
+  value: {{ printf "postgresql+psycopg://%s:$(BITRIX_SLA_DB_PASSWORD)@%s:%v/%s" (default "bitrix_sla" $auth.username) (include "bitrix-sla-connector.postgresql.host" .) (include "bitrix-sla-connector.postgresql.port" .) (default "bitrix_sla" $auth.database) | quote }}
+{{- else if .Values.secrets.databaseUrl.useExisting }}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.secrets.databaseUrl.secretName }}
+      key: {{ .Values.secrets.databaseUrl.secretKey }}
+{{- else if .Values.externalDatabase.url }}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "bitrix-sla-connector.fullname" . }}
+      key: databaseUrl
+{{- else }}
+- name: DATABASE_URL
+  value: {{ printf "sqlite:///%s/bitrix-sla.db" (.Values.persistence.mountPath | trimSuffix "/") | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------------------------------
+Secrets
+--------------------------------------------------------------------------------------- */}}
+
+{{/* Names under `secrets` that instances refer to, one per line, sorted and unique. */}}
+{{- define "bitrix-sla-connector.instanceSecretNames" -}}
+{{- $names := list -}}
+{{- range .Values.instances -}}
+{{- $names = append $names .tokenSecret -}}
+{{- if .webhookSecretSecret -}}
+{{- $names = append $names .webhookSecretSecret -}}
+{{- end -}}
+{{- end -}}
+{{- $names | compact | uniq | sortAlpha | join "\n" -}}
+{{- end -}}
+
+{{/* The data of the chart's own Secret as YAML (key: base64), empty when nothing is stored. */}}
+{{- define "bitrix-sla-connector.secretData" -}}
+{{- if and .Values.externalDatabase.url (not .Values.secrets.databaseUrl.useExisting) }}
+databaseUrl: {{ .Values.externalDatabase.url | b64enc | quote }}
+{{- end }}
+{{- if and (not .Values.secrets.adminToken.useExisting) .Values.secrets.adminToken.value }}
+adminToken: {{ .Values.secrets.adminToken.value | b64enc | quote }}
+{{- end }}
+{{- range $name := splitList "\n" (include "bitrix-sla-connector.instanceSecretNames" $) | compact }}
+{{- $entry := get $.Values.secrets $name | default dict }}
+{{- if not $entry.useExisting }}
+{{ $name }}: {{ default "" $entry.value | toString | b64enc | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Where the helpdesk secrets are mounted as files. */}}
+{{- define "bitrix-sla-connector.secretsDir" -}}/run/secrets/bitrix-sla{{- end -}}
+
+{{/* ---------------------------------------------------------------------------------------
+Mappings and settings
+--------------------------------------------------------------------------------------- */}}
+
+{{/* The mappings ConfigMap data: the bundled files, overridden or extended by mappings.files. */}}
+{{- define "bitrix-sla-connector.mappingsData" -}}
+{{- $files := dict -}}
+{{- range $path, $_ := .Files.Glob "files/mappings/*.yaml" -}}
+{{- $_ := set $files (base $path) ($.Files.Get $path) -}}
+{{- end -}}
+{{- range $name, $content := .Values.mappings.files -}}
+{{- $_ := set $files $name $content -}}
+{{- end -}}
+{{- range $name := keys $files | sortAlpha }}
+{{ $name }}: |
+{{ get $files $name | trimSuffix "\n" | indent 2 }}
+{{- end -}}
+{{- end -}}
+
+{{/* The connector's settings file (keys as connector.settings reads them). */}}
+{{- define "bitrix-sla-connector.settingsFile" -}}
+{{- $c := .Values.config -}}
+{{- $settings := dict
+  "max_body_bytes" $c.maxBodyBytes
+  "lease_seconds" $c.leaseSeconds
+  "max_attempts" $c.maxAttempts
+  "max_age_hours" $c.maxAgeHours
+  "backoff_base_seconds" $c.backoffBaseSeconds
+  "backoff_cap_seconds" $c.backoffCapSeconds
+  "event_retention_days" $c.eventRetentionDays
+  "reconcile_interval_seconds" $c.reconcileIntervalSeconds
+  "worker_concurrency" $c.workerConcurrency
+  "settle_seconds" $c.settleSeconds
+  "settle_max_seconds" $c.settleMaxSeconds
+-}}
+{{- $dir := include "bitrix-sla-connector.secretsDir" . -}}
+{{- $instances := list -}}
+{{- range .Values.instances -}}
+{{- $instance := dict "name" .name "kind" .kind "url" .url "token_file" (printf "%s/%s" $dir .tokenSecret) -}}
+{{- if .webhookSecretSecret -}}
+{{- $_ := set $instance "webhook_secret_file" (printf "%s/%s" $dir .webhookSecretSecret) -}}
+{{- end -}}
+{{- if hasKey . "verifyTls" -}}
+{{- $_ := set $instance "verify_tls" .verifyTls -}}
+{{- end -}}
+{{- if hasKey . "timeoutSeconds" -}}
+{{- $_ := set $instance "timeout_seconds" .timeoutSeconds -}}
+{{- end -}}
+{{- with .options -}}
+{{- $_ := set $instance "options" . -}}
+{{- end -}}
+{{- $instances = append $instances $instance -}}
+{{- end -}}
+{{- $_ := set $settings "instances" $instances -}}
+{{- toYaml $settings -}}
+{{- end -}}
+
+{{/* Annotations that roll the pods when their configuration changes. */}}
+{{- define "bitrix-sla-connector.checksums" -}}
+{{- if not .Values.mappings.existingConfigMap }}
+checksum/mappings: {{ include "bitrix-sla-connector.mappingsData" . | sha256sum }}
+{{- end }}
+checksum/settings: {{ include "bitrix-sla-connector.settingsFile" . | sha256sum }}
+{{- with include "bitrix-sla-connector.secretData" . }}
+checksum/secret: {{ . | sha256sum }}
+{{- end }}
+{{- end -}}
+
+{{/* prometheus.io annotations: (dict "context" $ "port" 8080). */}}
+{{- define "bitrix-sla-connector.scrapeAnnotations" -}}
+{{- if .context.Values.metrics.podAnnotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .port | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------------------------------
+Pod parts shared by the server, web and worker pods
+--------------------------------------------------------------------------------------- */}}
+
+{{/* Environment of every connector container. */}}
+{{- define "bitrix-sla-connector.env" -}}
+- name: BITRIX_SLA_CONFIG
+  value: /etc/bitrix-sla/settings/settings.yaml
+- name: BITRIX_SLA_MAPPINGS
+  value: /etc/bitrix-sla/mappings
+{{- include "bitrix-sla-connector.databaseEnv" . }}
+{{- if .Values.secrets.adminToken.useExisting }}
+- name: BITRIX_SLA_ADMIN_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.secrets.adminToken.secretName }}
+      key: {{ .Values.secrets.adminToken.secretKey }}
+{{- else if .Values.secrets.adminToken.value }}
+- name: BITRIX_SLA_ADMIN_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "bitrix-sla-connector.fullname" . }}
+      key: adminToken
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Volume mounts of every connector container (the caller adds its own). */}}
+{{- define "bitrix-sla-connector.volumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: settings
+  mountPath: /etc/bitrix-sla/settings
+  readOnly: true
+- name: mappings
+  mountPath: /etc/bitrix-sla/mappings
+  readOnly: true
+{{- if .Values.instances }}
+- name: helpdesk-secrets
+  mountPath: {{ include "bitrix-sla-connector.secretsDir" . }}
+  readOnly: true
+{{- end }}
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Volumes of every connector pod (the caller adds its own). */}}
+{{- define "bitrix-sla-connector.volumes" -}}
+- name: tmp
+  emptyDir: {}
+- name: settings
+  configMap:
+    name: {{ include "bitrix-sla-connector.componentName" (dict "context" . "component" "settings") }}
+- name: mappings
+  configMap:
+    name: {{ default (include "bitrix-sla-connector.componentName" (dict "context" . "component" "mappings")) .Values.mappings.existingConfigMap }}
+{{- if .Values.instances }}
+- name: helpdesk-secrets
+  projected:
+    defaultMode: 0440
+    sources:
+    {{- range $name := splitList "\n" (include "bitrix-sla-connector.instanceSecretNames" .) | compact }}
+    {{- $entry := get $.Values.secrets $name | default dict }}
+      - secret:
+          name: {{ ternary $entry.secretName (include "bitrix-sla-connector.fullname" $) (default false $entry.useExisting) }}
+          items:
+            - key: {{ ternary $entry.secretKey $name (default false $entry.useExisting) }}
+              path: {{ $name }}
+    {{- end }}
+{{- end }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Probes on the HTTP port: startup and liveness on /healthz, readiness on /readyz. */}}
+{{- define "bitrix-sla-connector.httpProbes" -}}
+startupProbe:
+  httpGet:
+    path: /healthz
+    port: http
+  periodSeconds: {{ .Values.startupProbe.periodSeconds }}
+  timeoutSeconds: {{ .Values.startupProbe.timeoutSeconds }}
+  failureThreshold: {{ .Values.startupProbe.failureThreshold }}
+livenessProbe:
+  httpGet:
+    path: /healthz
+    port: http
+  periodSeconds: {{ .Values.livenessProbe.periodSeconds }}
+  timeoutSeconds: {{ .Values.livenessProbe.timeoutSeconds }}
+  failureThreshold: {{ .Values.livenessProbe.failureThreshold }}
+readinessProbe:
+  httpGet:
+    path: /readyz
+    port: http
+  periodSeconds: {{ .Values.readinessProbe.periodSeconds }}
+  timeoutSeconds: {{ .Values.readinessProbe.timeoutSeconds }}
+  failureThreshold: {{ .Values.readinessProbe.failureThreshold }}
+{{- end -}}
+
+{{/* Pod-level fields shared by every connector pod: (dict "context" $ "values" .Values.web). */}}
+{{- define "bitrix-sla-connector.podCommon" -}}
+{{- $ := .context -}}
+serviceAccountName: {{ include "bitrix-sla-connector.serviceAccountName" $ }}
+automountServiceAccountToken: {{ $.Values.serviceAccount.automountServiceAccountToken }}
+enableServiceLinks: false
+terminationGracePeriodSeconds: {{ .values.terminationGracePeriodSeconds }}
+securityContext:
+  {{- toYaml $.Values.podSecurityContext | nindent 2 }}
+{{- with $.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------------------------------
+Guards: refuse configurations that would lose or corrupt data
+--------------------------------------------------------------------------------------- */}}
+
+{{- define "bitrix-sla-connector.validateValues" -}}
+{{- $sources := list -}}
+{{- if .Values.postgresql.enabled }}{{ $sources = append $sources "postgresql.enabled" }}{{ end -}}
+{{- if .Values.externalDatabase.url }}{{ $sources = append $sources "externalDatabase.url" }}{{ end -}}
+{{- if .Values.secrets.databaseUrl.useExisting }}{{ $sources = append $sources "secrets.databaseUrl.useExisting" }}{{ end -}}
+{{- if gt (len $sources) 1 -}}
+{{- fail (printf "bitrix-sla-connector: choose ONE database, not %s" (join " and " $sources)) -}}
+{{- end -}}
+{{- if include "bitrix-sla-connector.sqlite" . -}}
+{{- $why := list -}}
+{{- if gt (int .Values.web.replicaCount) 1 }}{{ $why = append $why (printf "web.replicaCount=%v" .Values.web.replicaCount) }}{{ end -}}
+{{- if gt (int .Values.worker.replicaCount) 1 }}{{ $why = append $why (printf "worker.replicaCount=%v" .Values.worker.replicaCount) }}{{ end -}}
+{{- if .Values.web.autoscaling.enabled }}{{ $why = append $why "web.autoscaling.enabled" }}{{ end -}}
+{{- if .Values.worker.autoscaling.enabled }}{{ $why = append $why "worker.autoscaling.enabled" }}{{ end -}}
+{{- if $why -}}
+{{- fail (printf "bitrix-sla-connector: SQLite runs in exactly one pod and a SQLite file must never be shared by several pods, but %s is set. Use PostgreSQL to scale out: externalDatabase.url, secrets.databaseUrl.useExisting or postgresql.enabled=true." (join ", " $why)) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.secrets.databaseUrl.useExisting (not .Values.secrets.databaseUrl.secretName) -}}
+{{- fail "bitrix-sla-connector: secrets.databaseUrl.useExisting needs secrets.databaseUrl.secretName" -}}
+{{- end -}}
+{{- if and .Values.secrets.adminToken.useExisting (not .Values.secrets.adminToken.secretName) -}}
+{{- fail "bitrix-sla-connector: secrets.adminToken.useExisting needs secrets.adminToken.secretName" -}}
+{{- end -}}
+{{- range $index, $instance := .Values.instances -}}
+{{- range $field := list "tokenSecret" "webhookSecretSecret" -}}
+{{- $name := get $instance $field -}}
+{{- if $name -}}
+{{- if not (hasKey $.Values.secrets $name) -}}
+{{- fail (printf "bitrix-sla-connector: instances[%d].%s refers to secrets.%s, which is not defined" $index $field $name) -}}
+{{- end -}}
+{{- $entry := get $.Values.secrets $name -}}
+{{- if $entry.useExisting -}}
+{{- if not (and $entry.secretName $entry.secretKey) -}}
+{{- fail (printf "bitrix-sla-connector: secrets.%s.useExisting needs secretName and secretKey" $name) -}}
+{{- end -}}
+{{- else if not $entry.value -}}
+{{- fail (printf "bitrix-sla-connector: secrets.%s has no value; set secrets.%s.value or useExisting with secretName/secretKey" $name $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
