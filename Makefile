@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench install clean
+.PHONY: demo explain chart-mappings test lint typecheck pytest bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,16 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
+	$(BIN)/bitrix-sla demo
+
+explain: $(STAMP)
 	$(BIN)/bitrix-sla check-config
 	$(BIN)/bitrix-sla explain --ticket examples/ticket-commercial-emergency.json --now 2026-11-27T18:00:00+03:00
 	$(BIN)/bitrix-sla due --start 2026-12-30T16:00:00+03:00 --hours 6
+
+# The Helm chart ships a copy of mappings/ (Helm cannot read outside the chart); keep it equal.
+chart-mappings:
+	cp mappings/*.yaml helm/bitrix-sla-connector/files/mappings/
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -37,6 +44,7 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_calendar.py
+	$(BIN)/python benchmarks/bench_ingest.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
