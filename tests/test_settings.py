@@ -1,0 +1,113 @@
+"""Settings: a YAML file overlaid by the environment, secrets by reference, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from connector.errors import ConfigError
+from connector.settings import DEFAULT_DATABASE_URL, load_settings
+
+INSTANCE = {"name": "main", "kind": "zammad", "url": "https://helpdesk.example"}
+
+
+def write(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def issues(environ: dict[str, str], file: Path | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ, file)
+    return [str(issue) for issue in caught.value.issues]
+
+
+def test_defaults_without_anything() -> None:
+    settings = load_settings({})
+    assert settings.database_url.get_secret_value() == DEFAULT_DATABASE_URL
+    assert settings.is_sqlite
+    assert settings.instances == ()
+    assert settings.admin_token is None
+
+
+def test_environment_wins_over_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, {"lease_seconds": 10, "worker_concurrency": 2})
+    settings = load_settings({"BITRIX_SLA_LEASE_SECONDS": "45"}, path)
+    assert (settings.lease_seconds, settings.worker_concurrency) == (45, 2)
+    settings = load_settings({"BITRIX_SLA_CONFIG": str(path)})
+    assert settings.lease_seconds == 10
+
+
+def test_secrets_come_from_the_environment_or_files(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("file-token\n", encoding="utf-8")
+    path = write(
+        tmp_path,
+        {
+            "admin_token_env": "ADMIN",
+            "instances": [
+                {**INSTANCE, "token_file": str(token_file), "webhook_secret_env": "HOOK"}
+            ],
+        },
+    )
+    settings = load_settings({"ADMIN": "admin-secret", "HOOK": "hook-secret"}, path)
+    (instance,) = settings.instances
+    assert instance.token is not None and instance.token.get_secret_value() == "file-token"
+    assert instance.webhook_secret is not None
+    assert instance.webhook_secret.get_secret_value() == "hook-secret"
+    assert settings.admin_token is not None
+    # secrets never show up in reprs or dumps
+    text = repr(settings) + settings.model_dump_json()
+    assert "admin-secret" not in text and "hook-secret" not in text and "file-token" not in text
+
+
+def test_database_url_with_a_password_is_hidden() -> None:
+    url = "postgresql+psycopg://sla:s3cret@db.example/sla"
+    settings = load_settings({"DATABASE_URL": url})
+    assert not settings.is_sqlite
+    assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("data", "environ", "expected"),
+    [
+        # a negative number names its key
+        ({"lease_seconds": -1}, {}, "lease_seconds: Input should be greater than 0"),
+        # an unknown key is refused, not ignored
+        ({"lease_secs": 5}, {}, "lease_secs: Extra inputs are not permitted"),
+        # an instance name that would not fit in a URL
+        (
+            {"instances": [{**INSTANCE, "name": "Main Desk"}]},
+            {},
+            "instances[0]: name 'Main Desk': use lower-case letters",
+        ),
+        # a secret named by an unset variable
+        ({"instances": [{**INSTANCE, "token_env": "NOPE"}]}, {}, "NOPE is not set"),
+        # two ways of giving one secret
+        (
+            {"instances": [{**INSTANCE, "token": "a", "token_env": "B"}]},
+            {"B": "b"},
+            "give one of token, token_env, token_file",
+        ),
+        # the same instance twice
+        ({"instances": [INSTANCE, INSTANCE]}, {}, "instance zammad/main is listed twice"),
+    ],
+)
+def test_errors_name_what_is_wrong(
+    tmp_path: Path, data: object, environ: dict[str, str], expected: str
+) -> None:
+    found = issues(environ, write(tmp_path, data))
+    assert any(expected in issue for issue in found), found
+
+
+def test_environment_values_are_validated() -> None:
+    found = issues({"BITRIX_SLA_WORKER_CONCURRENCY": "many"})
+    assert any(issue.startswith("environment: worker_concurrency:") for issue in found), found
+
+
+def test_a_file_that_is_not_a_mapping(tmp_path: Path) -> None:
+    found = issues({}, write(tmp_path, ["a", "list"]))
+    assert found == [f"{tmp_path / 'settings.yaml'}: expected a mapping at the top"]
