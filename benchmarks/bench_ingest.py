@@ -2,7 +2,7 @@
 
 Phases (everything on 127.0.0.1, every load phase time-limited, the whole run < 3 minutes):
 
-1. Throughput: ``wrk`` (16 connections) against the real edge under gunicorn (4 sync workers,
+1. Throughput: ``wrk`` (16 connections) against the real edge under gunicorn (4 gthread workers,
    ``webhooks.wsgi:app``, a temp SQLite file, one ``fake`` instance) and, with the same gunicorn
    settings, a bare Flask app whose endpoint only answers 202. Every request is a valid webhook
    with the right ``X-Fake-Token`` and a unique ``X-Fake-Delivery``, over 100 ticket ids.
@@ -149,12 +149,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+# The same for both apps; gthread, as `bitrix-sla web` runs, so that concurrent webhooks of
+# one process can share a commit (group commit).
+WORKERS, WORKER_CLASS, THREADS = "4", "gthread", "8"
+
+
 def gunicorn(app: str, env: dict[str, str], pythonpath: Path, log: Path) -> tuple[Popen, str]:
     """Start gunicorn with the benchmark's settings; returns it and its base URL once healthy."""
     port = free_port()
     command = [
         sys.executable, "-m", "gunicorn", app,
-        "--workers", "4", "--worker-class", "sync", "--bind", f"{HOST}:{port}",
+        "--workers", WORKERS, "--worker-class", WORKER_CLASS, "--threads", THREADS,
+        "--bind", f"{HOST}:{port}",
         "--backlog", "2048", "--pythonpath", f"{pythonpath},{ROOT}", "--log-level", "warning",
     ]  # fmt: skip
     with log.open("wb") as output:  # the child keeps its own descriptor

@@ -224,6 +224,10 @@ def cmd_web(args: argparse.Namespace, out: TextIO) -> int:
         "gunicorn",
         "--workers",
         str(args.workers),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(args.threads),
         "--bind",
         f"{args.host}:{args.port}",
         "--graceful-timeout",
@@ -264,7 +268,8 @@ def register(add: Adder) -> None:
     common(sub)
     sub.add_argument("--host", default="0.0.0.0")
     sub.add_argument("--port", type=int, default=8080)
-    sub.add_argument("--workers", type=int, default=4)
+    sub.add_argument("--workers", type=int, default=4, help="processes")
+    sub.add_argument("--threads", type=int, default=8, help="threads per process (group commit)")
     sub.add_argument("--grace", type=float, default=30.0)
 
     sub = add("worker", cmd_worker, "run jobs: read tickets, decide, write back")

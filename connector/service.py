@@ -42,6 +42,7 @@ class Service:
             migrate=migrate,
             settle_seconds=settings.settle_seconds,
             settle_max_seconds=settings.settle_max_seconds,
+            group_commit=settings.group_commit,
         )
         service = cls(settings=settings, store=store, mappings=mappings)
         for instance in settings.instances:

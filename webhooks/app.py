@@ -63,7 +63,10 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = service.settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[SERVICE_KEY] = service
-    app.extensions[GATE_KEY] = WriteGate.for_settings(service.settings)
+    gate = WriteGate.for_settings(service.settings)
+    app.extensions[GATE_KEY] = gate
+    if gate.path is not None:  # SQLite: the store takes the gate around each write transaction
+        service.store.gate = gate.hold
     if worker is not None:
         app.extensions[WORKER_KEY] = worker
     app.register_blueprint(routes_ingest.bp)

@@ -30,7 +30,6 @@ from connector import metrics
 from connector.errors import RequestError
 from webhooks.responses import (
     RETRY_AFTER_SECONDS,
-    current_gate,
     current_service,
     current_worker,
     driver_message,
@@ -166,8 +165,7 @@ def receive(kind: str, instance: str) -> Response:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return _refuse(kind, instance, 422, "invalid_payload", problems)
     try:
-        with current_gate().hold():
-            result = service.store.ingest(kind, instance, event, body)
+        result = service.store.ingest(kind, instance, event, body)
     except (SQLAlchemyError, OSError) as exc:
         log.error("could not store a webhook for %s/%s: %s", kind, instance, driver_message(exc))
         return _refuse(

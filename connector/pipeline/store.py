@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from connector.helpdesks.base import IncomingEvent
 from connector.pipeline import db
 from connector.pipeline.db import decisions, events, jobs, schedules
+from connector.pipeline.group_commit import GroupCommit
 from connector.pipeline.retry import Backoff
 
 Status = Literal["queued", "running", "done", "dead"]
@@ -102,6 +103,9 @@ _JOB_COLUMNS = (
 )
 
 
+_Ingest = tuple[str, str, IncomingEvent, bytes]
+
+
 def job_key(kind: str, instance: str, ticket_id: str) -> str:
     return f"{kind}:{instance}:{ticket_id}"
 
@@ -117,8 +121,12 @@ class JobStore:
         *,
         settle_seconds: float = 0.0,
         settle_max_seconds: float = 10.0,
+        group_commit: bool = False,
     ) -> None:
         """Wrap ``engine``.
+
+        ``group_commit`` lets concurrent ``ingest`` calls share a transaction (see
+        :mod:`connector.pipeline.group_commit`); worth it where many threads ingest at once.
 
         ``settle_seconds`` debounces a ticket: its queued job runs that long after the LAST
         event, so a burst (an agent saving five times, a mass update) becomes one run; a steady
@@ -134,6 +142,11 @@ class JobStore:
         # the busy handler's coarse sleeps (the p99 gotcha in the pipeline notes).
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self._prepared: tuple[Any, Any, Any, Any] | None = None
+        #: a cross-process lock taken around every write transaction (the edge's SQLite gate)
+        self.gate: Callable[[], AbstractContextManager[None]] | None = None
+        self._group: GroupCommit[_Ingest, IngestResult] | None = None
+        if group_commit:
+            self._group = GroupCommit(self._ingest_many, self._ingest_one)
 
     @classmethod
     def open(
@@ -144,6 +157,7 @@ class JobStore:
         migrate: bool = True,
         settle_seconds: float = 0.0,
         settle_max_seconds: float = 10.0,
+        group_commit: bool = False,
     ) -> JobStore:
         """Connect, and apply pending migrations unless told not to."""
         engine = db.make_engine(url)
@@ -154,6 +168,7 @@ class JobStore:
             backoff,
             settle_seconds=settle_seconds,
             settle_max_seconds=settle_max_seconds,
+            group_commit=group_commit,
         )
 
     def close(self) -> None:
@@ -164,12 +179,12 @@ class JobStore:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        if self._write_lock is None:
-            with self.engine.begin() as connection:
-                yield connection
-            return
-        with self._write_lock, self.engine.begin() as connection:
-            yield connection
+        with ExitStack() as stack:
+            if self._write_lock is not None:
+                stack.enter_context(self._write_lock)
+            if self.gate is not None:
+                stack.enter_context(self.gate())
+            yield stack.enter_context(self.engine.begin())
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -278,26 +293,45 @@ class JobStore:
         return job_id
 
     def ingest(self, kind: str, instance: str, event: IncomingEvent, body: bytes) -> IngestResult:
-        """Store the event and coalesce it into the ticket's queued job, atomically."""
-        store_event, _, link_event, _ = self._statements()
+        """Store the event and coalesce it into the ticket's queued job, atomically.
+
+        With group commit on, concurrent calls share one transaction; each still returns only
+        after its event is committed.
+        """
+        item = (kind, instance, event, body)
+        if self._group is not None:
+            return self._group.submit(item)
+        return self._ingest_one(item)
+
+    def _ingest_one(self, item: _Ingest) -> IngestResult:
         with self._write() as connection:
-            stored = connection.execute(
-                store_event,
-                {
-                    "received_at": self.now(connection),
-                    "kind": kind,
-                    "instance": instance,
-                    "ticket_id": event.ticket_id,
-                    "delivery_id": event.delivery_id,
-                    "event": event.event,
-                    "body": body.decode("utf-8", errors="replace"),
-                },
-            ).scalar()
-            if stored is None:
-                return IngestResult(duplicate=True, job_id=None)
-            job_id = self._upsert_job(connection, kind, instance, event.ticket_id, "webhook")
-            connection.execute(link_event, {"event_id": stored, "linked_job": job_id})
-            return IngestResult(duplicate=False, job_id=job_id)
+            return self._ingest_in(connection, *item)
+
+    def _ingest_many(self, items: list[_Ingest]) -> list[IngestResult]:
+        with self._write() as connection:
+            return [self._ingest_in(connection, *item) for item in items]
+
+    def _ingest_in(
+        self, connection: Connection, kind: str, instance: str, event: IncomingEvent, body: bytes
+    ) -> IngestResult:
+        store_event, _, link_event, _ = self._statements()
+        stored = connection.execute(
+            store_event,
+            {
+                "received_at": self.now(connection),
+                "kind": kind,
+                "instance": instance,
+                "ticket_id": event.ticket_id,
+                "delivery_id": event.delivery_id,
+                "event": event.event,
+                "body": body.decode("utf-8", errors="replace"),
+            },
+        ).scalar()
+        if stored is None:
+            return IngestResult(duplicate=True, job_id=None)
+        job_id = self._upsert_job(connection, kind, instance, event.ticket_id, "webhook")
+        connection.execute(link_event, {"event_id": stored, "linked_job": job_id})
+        return IngestResult(duplicate=False, job_id=job_id)
 
     def enqueue(self, kind: str, instance: str, ticket_id: str, reason: str) -> int:
         """Queue a ticket without an event (sweep, backfill); coalesces like ``ingest``."""

@@ -224,6 +224,7 @@ Mappings and settings
   "worker_concurrency" $c.workerConcurrency
   "settle_seconds" $c.settleSeconds
   "settle_max_seconds" $c.settleMaxSeconds
+  "group_commit" $c.groupCommit
 -}}
 {{- $dir := include "bitrix-sla-connector.secretsDir" . -}}
 {{- $instances := list -}}
