@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from connector.errors import ConfigError, ConfigIssue
+from connector.secrets import SecretError, resolve_secret
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/bitrix-sla.db"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -39,27 +40,16 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 def _secret(
     data: dict[str, Any], key: str, environ: Mapping[str, str], where: str
 ) -> SecretStr | None:
-    """Resolve ``key`` given inline, as ``key_env`` or as ``key_file``."""
-    inline, env_name, file_name = (
-        data.pop(key, None),
-        data.pop(f"{key}_env", None),
-        data.pop(f"{key}_file", None),
-    )
-    given = [v for v in (inline, env_name, file_name) if v is not None]
-    if len(given) > 1:
-        raise ValueError(f"{where}: give one of {key}, {key}_env, {key}_file")
-    if env_name is not None:
-        if env_name not in environ:
-            raise ValueError(f"{where}.{key}_env: environment variable {env_name} is not set")
-        return SecretStr(environ[env_name])
-    if file_name is not None:
-        try:
-            return SecretStr(Path(file_name).read_text(encoding="utf-8").strip())
-        except OSError as exc:
-            raise ValueError(
-                f"{where}.{key}_file: cannot read {file_name}: {exc.strerror}"
-            ) from None
-    return SecretStr(str(inline)) if inline is not None else None
+    """Resolve ``key`` given inline, as ``key_env`` or as ``key_file`` (:mod:`connector.secrets`).
+
+    Settings errors are plain ``ValueError`` texts that start with the key path (``load_settings``
+    turns them into one issue of the settings file), so the path is put into the message here.
+    """
+    try:
+        return resolve_secret(data, key, environ)
+    except SecretError as exc:
+        path = where if exc.key == key else f"{where}.{exc.key}"
+        raise ValueError(f"{path}: {exc}") from None
 
 
 class InstanceSettings(BaseModel):
@@ -102,6 +92,7 @@ class Settings(BaseModel):
     worker_concurrency: int = Field(default=4, ge=1, le=64)
     settle_seconds: float = Field(default=1.0, ge=0, description="debounce per ticket")
     settle_max_seconds: float = Field(default=10.0, ge=0)
+    group_commit: bool = Field(default=True, description="concurrent webhooks share a commit")
     instances: tuple[InstanceSettings, ...] = ()
 
     @model_validator(mode="after")
@@ -138,6 +129,7 @@ _ENV_KEYS = {
     "BITRIX_SLA_WORKER_CONCURRENCY": "worker_concurrency",
     "BITRIX_SLA_SETTLE_SECONDS": "settle_seconds",
     "BITRIX_SLA_SETTLE_MAX_SECONDS": "settle_max_seconds",
+    "BITRIX_SLA_GROUP_COMMIT": "group_commit",
 }
 
 

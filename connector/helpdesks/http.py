@@ -19,10 +19,11 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+from pydantic import BaseModel, ValidationError
 
 from connector.errors import PermanentError, TransientError
 
@@ -34,6 +35,7 @@ _USERINFO = re.compile(r"//[^/@\s]+@")
 _TEXT_LIMIT = 200
 
 Outcome = requests.Response | requests.RequestException
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class HelpdeskSession(requests.Session):
@@ -113,6 +115,22 @@ def error_for(
     if isinstance(outcome, requests.Response) and outcome.status_code < 300:
         return None
     return _error(outcome, method=method, path=path, source=source)
+
+
+def parse_body(model: type[_M], response: requests.Response, what: str) -> _M:
+    """The 2xx JSON body as ``model``; a body of another shape is a permanent failure.
+
+    Retrying cannot change what the helpdesk answers, so a body that does not fit is reported
+    once, naming the first bad field: ``"GET /x -> 200: unexpected response at id: ..."``.
+    """
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise PermanentError(
+            f"{what} -> {response.status_code}: unexpected response at {where}: {first['msg']}"
+        ) from None
 
 
 def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:

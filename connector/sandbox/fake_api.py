@@ -8,23 +8,19 @@ request is logged with its ticket id so tests can count writes and detect overla
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import re
-import socket
-import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import HTTPException
-from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from connector.helpdesks.signatures import tokens_match
 from connector.sandbox.fake_calls import CallLog
-from connector.sandbox.fake_faults import Fault, Faults
+from connector.sandbox.fake_faults import Faults, serve_with_faults
 from connector.sandbox.fake_tickets import STATES, StoreError, TicketStore
 
 if TYPE_CHECKING:
@@ -70,29 +66,19 @@ class FakeApi:
         )
         status: int | None = None
         try:
-            response, dropped = self._serve(request)
+            response, dropped = serve_with_faults(
+                self._faults, request, lambda: self._answer(request)
+            )
             status = None if dropped else response.status_code
             return response(environ, start_response)
         finally:
             self._calls.end(handle, status)
 
-    def _serve(self, request: Request) -> tuple[Response, bool]:
-        """The answer, and whether the connection was dropped instead of answering."""
-        delay = self._faults.delay
-        if delay:
-            time.sleep(delay)
-        fault = self._faults.take(request.method)
-        if fault is not None and fault.status:
-            return _fault_response(fault), False
-        if fault is not None and not fault.after_apply:
-            return _drop(request), True
+    def _answer(self, request: Request) -> Response:
+        """Authentication, then the handler (behind the faults, like the application)."""
         if not self._authenticated(request):
-            response = _json(401, {"error": "authentication failed"})
-        else:
-            response = self._route(request)
-        if fault is not None:
-            return _drop(request), True
-        return response, False
+            return _json(401, {"error": "authentication failed"})
+        return self._route(request)
 
     def _authenticated(self, request: Request) -> bool:
         scheme, _, token = (request.headers.get("Authorization") or "").partition("token=")
@@ -177,24 +163,3 @@ def _positive_int(args: Any, name: str, default: int) -> int:
     if value < 1:
         raise BadRequest(f"{name} must be a positive integer")
     return value
-
-
-def _fault_response(fault: Fault) -> Response:
-    headers: dict[str, str] = {}
-    if fault.retry_after is not None:
-        value = fault.retry_after
-        headers["Retry-After"] = f"{value:g}" if isinstance(value, int | float) else value
-    if isinstance(fault.body, str):
-        return Response(fault.body, fault.status, headers, mimetype="text/plain")
-    reason = HTTP_STATUS_CODES.get(fault.status, "Error")
-    body = fault.body if fault.body is not None else {"error": f"injected {fault.status} {reason}"}
-    return _json(fault.status, body, headers)
-
-
-def _drop(request: Request) -> Response:
-    """Close the client's connection so it sees the server vanish mid-request."""
-    sock = request.environ.get("werkzeug.socket")
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-    return Response(b"", 500)

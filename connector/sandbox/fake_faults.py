@@ -1,18 +1,28 @@
-"""Faults a test can switch on in the fake helpdesk: error answers, slowness, dropped connections.
+"""Faults a test can switch on in a sandbox: error answers, slowness, dropped connections.
 
 Real helpdesks fail in front of the application (a proxy answering 502/503 during a restart, a
 SaaS throttle answering 429 with ``Retry-After``) and inside it (500 on a bug, a request that is
 applied but whose answer never arrives). These faults reproduce that on a real socket so the
 retry layer is exercised by real ``requests`` exceptions and real status codes.
+
+Every sandbox (the fake helpdesk, the fake Zammad, the fake Znuny) holds a :class:`Faults`
+plan and puts :func:`serve_with_faults` in front of its own request handling, so a fault means
+the same thing everywhere; only the body of an injected error answer is the sandbox's own.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wrappers import Request, Response
 
 
 @dataclass(frozen=True)
@@ -138,3 +148,68 @@ def _spent(rule: _Rule, now: float) -> bool:
     if rule.until is not None:
         return now >= rule.until
     return rule.remaining is not None and rule.remaining <= 0
+
+
+def serve_with_faults(
+    faults: Faults,
+    request: Request,
+    answer: Callable[[], Response | None],
+    respond: Callable[[Fault], Response] | None = None,
+) -> tuple[Response, bool]:
+    """Apply ``faults`` to one request in front of the application, as a proxy would.
+
+    Latency first; then a status fault is answered by ``respond`` (default
+    :func:`fault_response`) without reaching the application; a dropped connection closes the
+    socket before (``after_apply`` off) or after ``answer`` ran, so that in the second case the
+    change happens but its answer is lost.
+
+    Args:
+        faults: the sandbox's fault plan.
+        request: the request being served.
+        answer: the application's answer; None closes the connection without one.
+        respond: the sandbox's answer to a status fault.
+
+    Returns:
+        The response, and whether the connection was dropped instead (the call log then
+        records no status).
+    """
+    delay = faults.delay
+    if delay:
+        time.sleep(delay)
+    fault = faults.take(request.method)
+    if fault is not None and fault.status:
+        return (respond or fault_response)(fault), False
+    if fault is not None and not fault.after_apply:
+        return drop_connection(request), True
+    response = answer()
+    if response is None or fault is not None:
+        return drop_connection(request), True
+    return response, False
+
+
+def fault_response(fault: Fault) -> Response:
+    """A proxy-style error answer: the fault's body, or ``{"error": "injected 503 ..."}``."""
+    headers = retry_after_headers(fault)
+    if isinstance(fault.body, str):
+        return Response(fault.body, fault.status, headers, mimetype="text/plain")
+    reason = HTTP_STATUS_CODES.get(fault.status, "Error")
+    body = fault.body if fault.body is not None else {"error": f"injected {fault.status} {reason}"}
+    return Response(json.dumps(body), fault.status, headers, mimetype="application/json")
+
+
+def retry_after_headers(fault: Fault) -> dict[str, str]:
+    """``Retry-After`` for a fault that sets it (seconds as ``%g``, an HTTP-date as is)."""
+    headers: dict[str, str] = {}
+    if fault.retry_after is not None:
+        value = fault.retry_after
+        headers["Retry-After"] = f"{value:g}" if isinstance(value, int | float) else value
+    return headers
+
+
+def drop_connection(request: Request) -> Response:
+    """Close the client's connection so it sees the server vanish mid-request."""
+    sock = request.environ.get("werkzeug.socket")
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    return Response(b"", 500)

@@ -20,30 +20,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from types import TracebackType
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
-
 from connector.helpdesks.base import MANAGED_FIELDS
+from connector.sandbox.delivery import DeliveryAttempt
 from connector.sandbox.fake_api import FakeApi
 from connector.sandbox.fake_calls import CallLog, CallRecord
 from connector.sandbox.fake_faults import Faults
 from connector.sandbox.fake_tickets import SAMPLE_TICKETS, JsonObject, TicketStore
-from connector.sandbox.fake_webhooks import DeliveryAttempt, WebhookSender
-
-_log = logging.getLogger(__name__)
-HOST = "127.0.0.1"
+from connector.sandbox.fake_webhooks import WebhookSender
+from connector.sandbox.listener import HOST, Listener, ListeningSandbox
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """Request handler that logs at DEBUG instead of printing every request to stderr."""
-
-    def log(self, type: str, message: str, *args: Any) -> None:
-        _log.debug("%s: " + message, type, *args)
-
-
-class FakeHelpdesk:
+class FakeHelpdesk(ListeningSandbox):
     """An in-memory helpdesk with a REST API, webhooks, fault injection and a call log.
 
     Args:
@@ -73,25 +62,21 @@ class FakeHelpdesk:
         self.faults = Faults()
         self._calls = CallLog()
         self._store = TicketStore(declared_fields, clock or _utcnow, self._changed)
-        self._app = FakeApi(self._store, self.faults, self._calls, api_token)
+        app = FakeApi(self._store, self.faults, self._calls, api_token)
+        self._listener = Listener(app, "fake-helpdesk", label="fake helpdesk")
         self._lock = threading.Lock()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-        self._port: int | None = None
         self._webhooks: WebhookSender | None = None
         self._retry_schedule = tuple(retry_schedule)
         self._webhook_timeout = webhook_timeout
         if webhook_url:
             self.configure_webhook(webhook_url, webhook_token)
 
-    # --- lifecycle -------------------------------------------------------------------------
+    # --- lifecycle (pause, resume and the context manager: ListeningSandbox) ---------------
 
     def start(self, port: int = 0) -> str:
         """Listen on 127.0.0.1 (``port`` 0: any free port) and return the base URL."""
         with self._lock:
-            if self._port is not None:
-                raise RuntimeError(f"already started on {self.base_url}")
-            self._listen(port)
+            self._listener.start(HOST, port)
             webhooks = self._webhooks
         if webhooks is not None:
             webhooks.start()
@@ -100,68 +85,15 @@ class FakeHelpdesk:
     def stop(self) -> None:
         """Stop serving and delivering webhooks; safe to call twice."""
         with self._lock:
-            self._close()
-            self._port = None
+            self._listener.stop()
             webhooks = self._webhooks
         if webhooks is not None:
             webhooks.stop()
 
-    def pause(self) -> None:
-        """Close the listening socket: new connections are refused until :meth:`resume`.
-
-        Requests already being served finish; state, faults and webhooks are untouched.
-        """
-        with self._lock:
-            self._close()
-
-    def resume(self) -> None:
-        """Listen again on the same port, with the same tickets."""
-        with self._lock:
-            if self._port is None:
-                raise RuntimeError("not started")
-            if self._server is None:
-                self._listen(self._port)
-
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:<port>``; only valid once started."""
-        if self._port is None:
-            raise RuntimeError("the fake helpdesk is not started")
-        return f"http://{HOST}:{self._port}"
-
-    def __enter__(self) -> FakeHelpdesk:
-        if self._port is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _listen(self, port: int) -> None:
-        server = make_server(HOST, port, self._app, threaded=True, request_handler=_QuietHandler)
-        self._server = server
-        self._port = server.server_port
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-helpdesk-{self._port}",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def _close(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join()
+        return self._listener.base_url
 
     # --- tickets, as an agent or admin would change them ----------------------------------
 
@@ -210,7 +142,7 @@ class FakeHelpdesk:
         )
         with self._lock:
             old, self._webhooks = self._webhooks, sender
-            running = self._port is not None
+            running = self._listener.started
         if old is not None:
             old.stop()
         if running:

@@ -19,19 +19,18 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import requests
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from connector.errors import PermanentError
 from connector.helpdesks.base import MANAGED_FIELDS, ApiCall, WritePlan
-from connector.helpdesks.http import new_session, send
+from connector.helpdesks.http import new_session, parse_body, send
 from connector.policy.ticket import FieldValue, Party, TicketSnapshot
 
 PER_PAGE = 100
-_M = TypeVar("_M", bound=BaseModel)
 
 
 class _PartyJson(BaseModel):
@@ -116,7 +115,7 @@ class FakeAdapter:
         """The ticket now, with ``sla_*`` values moved from ``fields`` to ``managed_fields``."""
         path = _ticket_path(ticket_id)
         response, _ = self._call("GET", path)
-        ticket = _parse(_TicketJson, response, f"GET {path}")
+        ticket = parse_body(_TicketJson, response, f"GET {path}")
         fields = dict(ticket.fields)
         managed = {name: _text(fields.pop(name, None)) for name in MANAGED_FIELDS}
         return TicketSnapshot(
@@ -156,7 +155,7 @@ class FakeAdapter:
             params["changed_since"] = since.astimezone(dt.UTC).isoformat()
         while True:
             response, _ = self._call("GET", "/api/tickets", params=params)
-            page = _parse(_PageJson, response, "GET /api/tickets")
+            page = parse_body(_PageJson, response, "GET /api/tickets")
             yield from (str(ticket_id) for ticket_id in page.tickets)
             if page.next_page is None:
                 return
@@ -198,18 +197,6 @@ def _ticket_path(ticket_id: str) -> str:
     if not str(ticket_id).strip():
         raise ValueError("ticket_id must not be empty")
     return f"/api/tickets/{quote(str(ticket_id), safe='')}"
-
-
-def _parse(model: type[_M], response: requests.Response, what: str) -> _M:
-    """The 2xx body as ``model``; a body of the wrong shape is a permanent failure."""
-    try:
-        return model.model_validate_json(response.content)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise PermanentError(
-            f"{what} -> {response.status_code}: unexpected response at {where}: {first['msg']}"
-        ) from None
 
 
 def _text(value: object) -> str | None:

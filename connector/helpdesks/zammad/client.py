@@ -32,10 +32,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from connector.errors import PermanentError
 from connector.helpdesks.base import MANAGED_FIELDS, ApiCall, WritePlan
+from connector.helpdesks.http import parse_body
 from connector.helpdesks.zammad import text
 from connector.helpdesks.zammad.options import ZammadOptions
 from connector.helpdesks.zammad.payload import NamedPayload, TicketId
-from connector.helpdesks.zammad.rest import ZammadApi, parse, record_path
+from connector.helpdesks.zammad.rest import ZammadApi, record_path
 from connector.policy.ticket import Party, TicketSnapshot
 
 SEARCH_LIMIT = 200  # Zammad's maximum per page (tickets_controller, 2021)
@@ -261,4 +262,4 @@ def _search_ids(response: requests.Response) -> list[int]:
         raise PermanentError("ticket search: response is not JSON") from None
     if isinstance(data, list):
         return [int(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
-    return list(parse(SearchJson, response, "GET /api/v1/tickets/search").tickets)
+    return list(parse_body(SearchJson, response, "GET /api/v1/tickets/search").tickets)

@@ -25,12 +25,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from connector.errors import ConfigError, ConfigIssue
+from connector.helpdesks.options import HTTP_URL, option_secret, settings_error, validate_options
 from connector.settings import InstanceSettings
 
 #: ``object_manager`` attribute names: lower-case snake_case, no ``_id``/``_ids`` suffix (facts
@@ -112,9 +111,7 @@ class ZammadOptions(BaseModel):
                 "give webhook basic auth or webhook_bearer_token, not both: Zammad sends a "
                 "single Authorization header"
             )
-        if self.webhook_base_url is not None and not re.match(
-            r"^https?://[^/\s]+", self.webhook_base_url
-        ):
+        if self.webhook_base_url is not None and not HTTP_URL.match(self.webhook_base_url):
             raise ValueError("webhook_base_url: must be an http(s) URL with a host")
         states = [state.strip().lower() for state in self.open_states]
         if any(not state for state in states):
@@ -155,90 +152,27 @@ def load_options(
     env = os.environ if environ is None else environ
     where = f"instances.{instance.name}.options"
     data: dict[str, Any] = dict(instance.options)
-    try:
-        for key in _SECRET_KEYS:
-            secret = _resolve_secret(data, key, env)
-            if secret is not None:
-                data[key] = secret
-        options = ZammadOptions.model_validate(data)
-    except ValidationError as exc:
-        issues = [_issue(where, error["loc"], error["msg"]) for error in exc.errors()]
-        raise ConfigError(issues) from None
-    except _SecretError as exc:
-        raise ConfigError([ConfigIssue("settings", f"{where}.{exc.key}", str(exc))]) from None
+    for key in _SECRET_KEYS:
+        secret = option_secret(data, key, env, where)
+        if secret is not None:
+            data[key] = secret
+    options = validate_options(ZammadOptions, data, where, key_in_message=True)
     hook_secret = instance.webhook_secret.get_secret_value() if instance.webhook_secret else ""
     if options.verify_signature and not hook_secret:
-        raise ConfigError(
-            [
-                ConfigIssue(
-                    "settings",
-                    f"instances.{instance.name}.webhook_secret",
-                    "required for Zammad: it is the webhook's HMAC SHA1 signature token "
-                    f"(or set {where}.verify_signature: false and use webhook basic/bearer auth)",
-                )
-            ]
+        raise settings_error(
+            f"instances.{instance.name}.webhook_secret",
+            "required for Zammad: it is the webhook's HMAC SHA1 signature token "
+            f"(or set {where}.verify_signature: false and use webhook basic/bearer auth)",
         )
     if not options.verify_signature and options.webhook_auth is None:
-        raise ConfigError(
-            [
-                ConfigIssue(
-                    "settings",
-                    f"{where}.verify_signature",
-                    "with the signature check off, configure webhook_basic_user/"
-                    "webhook_basic_password or webhook_bearer_token; anonymous webhooks are "
-                    "refused",
-                )
-            ]
+        raise settings_error(
+            f"{where}.verify_signature",
+            "with the signature check off, configure webhook_basic_user/"
+            "webhook_basic_password or webhook_bearer_token; anonymous webhooks are refused",
         )
     if instance.token is None or not instance.token.get_secret_value():
-        raise ConfigError(
-            [
-                ConfigIssue(
-                    "settings",
-                    f"instances.{instance.name}.token",
-                    "required for Zammad: the API token (or password) of the integration user",
-                )
-            ]
+        raise settings_error(
+            f"instances.{instance.name}.token",
+            "required for Zammad: the API token (or password) of the integration user",
         )
     return options
-
-
-def _issue(where: str, loc: tuple[int | str, ...], message: str) -> ConfigIssue:
-    """A config issue at ``where.<loc>``; a model-level ``"key: reason"`` names its key."""
-    text = message.removeprefix("Value error, ")
-    path = [where, *(str(part) for part in loc)]
-    named = re.match(r"^([a-z_]+): (.+)$", text, re.DOTALL)
-    if not loc and named:
-        path.append(named.group(1))
-        text = named.group(2)
-    return ConfigIssue("settings", ".".join(path), text)
-
-
-class _SecretError(ValueError):
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-def _resolve_secret(data: dict[str, Any], key: str, environ: Mapping[str, str]) -> SecretStr | None:
-    """``key`` given inline, as ``key_env`` or as ``key_file``; removes the variants."""
-    inline = data.pop(key, None)
-    env_name = data.pop(f"{key}_env", None)
-    file_name = data.pop(f"{key}_file", None)
-    given = [value for value in (inline, env_name, file_name) if value is not None]
-    if len(given) > 1:
-        raise _SecretError(key, f"give one of {key}, {key}_env, {key}_file")
-    if env_name is not None:
-        if str(env_name) not in environ:
-            raise _SecretError(f"{key}_env", f"environment variable {env_name} is not set")
-        return SecretStr(environ[str(env_name)])
-    if file_name is not None:
-        try:
-            return SecretStr(Path(str(file_name)).read_text(encoding="utf-8").strip())
-        except OSError as exc:
-            raise _SecretError(f"{key}_file", f"cannot read {file_name}: {exc.strerror}") from None
-    if inline is None:
-        return None
-    if isinstance(inline, SecretStr):
-        return inline
-    return SecretStr(str(inline))

@@ -27,11 +27,11 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from connector.errors import PermanentError, TransientError
 from connector.helpdesks.base import ApiCall
-from connector.helpdesks.http import error_for, error_text, new_session
+from connector.helpdesks.http import error_for, error_text, new_session, parse_body
 from connector.helpdesks.zammad.options import ZammadOptions
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -140,7 +140,7 @@ class ZammadApi:
     def get(self, path: str, model: type[_M], params: dict[str, Any] | None = None) -> _M:
         """``GET path`` parsed as ``model``."""
         response, _ = self.call("GET", path, params=params)
-        return parse(model, response, f"GET {path}")
+        return parse_body(model, response, f"GET {path}")
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """``GET path`` whose answer is a JSON object."""
@@ -175,18 +175,6 @@ def record_path(kind: str, record_id: str | int) -> str:
     if not text.isdigit() or int(text) <= 0:
         raise PermanentError(f"{text!r} is not a Zammad {kind[:-1]} id (a positive integer)")
     return f"/api/v1/{kind}/{quote(text, safe='')}"
-
-
-def parse(model: type[_M], response: requests.Response, what: str) -> _M:
-    """The 2xx body as ``model``; a body of another shape is a permanent failure."""
-    try:
-        return model.model_validate_json(response.content)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise PermanentError(
-            f"{what} -> {response.status_code}: unexpected response at {where}: {first['msg']}"
-        ) from None
 
 
 def _classified(

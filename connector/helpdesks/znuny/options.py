@@ -36,9 +36,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from connector.errors import ConfigError, ConfigIssue
+from connector.helpdesks.options import HTTP_URL, option_secret, settings_error, validate_options
 from connector.settings import InstanceSettings
 
 #: Znuny DF names: letters and digits only (``DynamicField->DynamicFieldAdd`` refuses others).
@@ -123,9 +123,7 @@ class ZnunyOptions(BaseModel):
                 f"otrs_time_zone: {self.otrs_time_zone!r} is not an IANA time zone name "
                 "(use the value of Znuny's SysConfig OTRSTimeZone, e.g. UTC or Europe/Moscow)"
             ) from None
-        if self.webhook_base_url is not None and not re.match(
-            r"^https?://[^/\s]+", self.webhook_base_url
-        ):
+        if self.webhook_base_url is not None and not HTTP_URL.match(self.webhook_base_url):
             raise ValueError("webhook_base_url: must be an http(s) URL with a host")
         if any(not state.strip() for state in self.open_state_types):
             raise ValueError("open_state_types: state type names must not be empty")
@@ -167,83 +165,26 @@ def load_options(
     env = os.environ if environ is None else environ
     where = f"instances.{instance.name}.options"
     data: dict[str, Any] = dict(instance.options)
-    try:
-        password = _resolve_secret(data, "password", env)
-    except _SecretError as exc:
-        raise ConfigError([ConfigIssue("settings", f"{where}.{exc.key}", str(exc))]) from None
+    password = option_secret(data, "password", env, where)
     if password is None and instance.token is not None:
         password = instance.token
     if password is None or not password.get_secret_value():
-        raise ConfigError(
-            [
-                ConfigIssue(
-                    "settings",
-                    f"{where}.password_env",
-                    "required for Znuny: the integration agent's password (password_env, "
-                    "password_file, or the instance token)",
-                )
-            ]
+        raise settings_error(
+            f"{where}.password_env",
+            "required for Znuny: the integration agent's password (password_env, "
+            "password_file, or the instance token)",
         )
     data["password"] = password
-    try:
-        options = ZnunyOptions.model_validate(data)
-    except ValidationError as exc:
-        issues = [
-            ConfigIssue(
-                "settings",
-                ".".join([where, *(str(part) for part in error["loc"])]),
-                str(error["msg"]).removeprefix("Value error, "),
-            )
-            for error in exc.errors()
-        ]
-        raise ConfigError(issues) from None
+    options = validate_options(ZnunyOptions, data, where)
     if instance.webhook_secret is None or not instance.webhook_secret.get_secret_value():
-        raise ConfigError(
-            [
-                ConfigIssue(
-                    "settings",
-                    f"instances.{instance.name}.webhook_secret",
-                    "required for Znuny: the invoker's BasicAuth password or header token",
-                )
-            ]
+        raise settings_error(
+            f"instances.{instance.name}.webhook_secret",
+            "required for Znuny: the invoker's BasicAuth password or header token",
         )
-    if not re.match(r"^https?://[^/\s]+", instance.url):
-        raise ConfigError(
-            [
-                ConfigIssue(
-                    "settings",
-                    f"instances.{instance.name}.url",
-                    "must be the web service URL, e.g. https://host/znuny/"
-                    "nph-genericinterface.pl/Webservice/BitrixSLA",
-                )
-            ]
+    if not HTTP_URL.match(instance.url):
+        raise settings_error(
+            f"instances.{instance.name}.url",
+            "must be the web service URL, e.g. https://host/znuny/"
+            "nph-genericinterface.pl/Webservice/BitrixSLA",
         )
     return options
-
-
-class _SecretError(ValueError):
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-def _resolve_secret(data: dict[str, Any], key: str, environ: Mapping[str, str]) -> SecretStr | None:
-    """``key`` given inline, as ``key_env`` or as ``key_file``; removes the variants."""
-    inline = data.pop(key, None)
-    env_name = data.pop(f"{key}_env", None)
-    file_name = data.pop(f"{key}_file", None)
-    given = [value for value in (inline, env_name, file_name) if value is not None]
-    if len(given) > 1:
-        raise _SecretError(key, f"give one of {key}, {key}_env, {key}_file")
-    if env_name is not None:
-        if str(env_name) not in environ:
-            raise _SecretError(f"{key}_env", f"environment variable {env_name} is not set")
-        return SecretStr(environ[str(env_name)])
-    if file_name is not None:
-        try:
-            return SecretStr(Path(str(file_name)).read_text(encoding="utf-8").strip())
-        except OSError as exc:
-            raise _SecretError(f"{key}_file", f"cannot read {file_name}: {exc.strerror}") from None
-    if inline is None:
-        return None
-    return inline if isinstance(inline, SecretStr) else SecretStr(str(inline))

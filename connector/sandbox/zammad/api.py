@@ -16,8 +16,6 @@ import contextlib
 import json
 import re
 import secrets
-import socket
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,7 +26,7 @@ from werkzeug.wrappers import Request, Response
 
 from connector.helpdesks.signatures import tokens_match
 from connector.sandbox.fake_calls import CallLog
-from connector.sandbox.fake_faults import Fault, Faults
+from connector.sandbox.fake_faults import Fault, Faults, retry_after_headers, serve_with_faults
 from connector.sandbox.zammad.errors import ApiError, Forbidden
 from connector.sandbox.zammad.state import Store
 from connector.sandbox.zammad.tickets import Tickets
@@ -114,25 +112,13 @@ class ZammadApi:
         )
         status: int | None = None
         try:
-            response, dropped = self._serve(request)
+            response, dropped = serve_with_faults(
+                self._faults, request, lambda: self._answer(request), _fault_response
+            )
             status = None if dropped else response.status_code
             return response(environ, start_response)
         finally:
             self._calls.end(handle, status)
-
-    def _serve(self, request: Request) -> tuple[Response, bool]:
-        delay = self._faults.delay
-        if delay:
-            time.sleep(delay)
-        fault = self._faults.take(request.method)
-        if fault is not None and fault.status:
-            return _fault_response(fault), False
-        if fault is not None and not fault.after_apply:
-            return _drop(request), True
-        response = self._answer(request)
-        if fault is not None:
-            return _drop(request), True
-        return response, False
 
     def _answer(self, request: Request) -> Response:
         actor_id: int | None = None
@@ -219,22 +205,11 @@ def _json(status: int, body: object, headers: dict[str, str] | None = None) -> R
 
 
 def _fault_response(fault: Fault) -> Response:
-    headers: dict[str, str] = {}
-    if fault.retry_after is not None:
-        value = fault.retry_after
-        headers["Retry-After"] = f"{value:g}" if isinstance(value, int | float) else value
+    """Zammad's front answering a status fault: Rack::Attack's text for a bare 429."""
+    headers = retry_after_headers(fault)
     if isinstance(fault.body, str):
         return Response(fault.body, fault.status, headers, mimetype="text/plain")
     if fault.body is None and fault.status == 429:  # Rack::Attack's default answer
         return Response("Retry later\n", 429, headers, mimetype="text/plain")
     body = fault.body or {"error": f"injected {fault.status}", "error_human": "injected fault"}
     return _json(fault.status, body, headers)
-
-
-def _drop(request: Request) -> Response:
-    """Close the client's connection so it sees the server vanish mid-request."""
-    sock = request.environ.get("werkzeug.socket")
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-    return Response(b"", 500)

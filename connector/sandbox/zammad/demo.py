@@ -11,11 +11,9 @@ the integration user) are added, created after the seeded tickets so that start-
 
 from __future__ import annotations
 
-import signal
-import threading
-from types import FrameType
 from typing import Any, TextIO
 
+from connector.sandbox.listener import stop_on_signals
 from connector.sandbox.zammad.sandbox import ZammadSandbox
 from connector.sandbox.zammad.server import (
     ADMIN_LOGIN,
@@ -88,30 +86,22 @@ def run(host: str, port: int, *, out: TextIO, webhook_url: str | None = None) ->
 
     Prints ``listening on http://HOST:PORT`` (flushed), then the tokens to configure.
     """
-    stop = threading.Event()
-    previous: dict[signal.Signals, Any] = {}
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            previous[signum] = signal.signal(signum, on_signal)
-    zammad = ZammadSandbox()
-    try:
-        zammad.start(port, host=host)
-        created = seed(zammad, webhook_url)
-        print(f"listening on {zammad.base_url}", file=out)
-        print(f"admin token: {ADMIN_TOKEN} ({ADMIN_LOGIN})", file=out)
-        bot = f"{INTEGRATION_LOGIN}, user id {zammad.integration_user_id}"
-        print(f"integration token: {INTEGRATION_TOKEN} ({bot})", file=out)
-        if created:
-            print(f"webhook -> {webhook_url} (signature token {DEMO_SIGNATURE_TOKEN})", file=out)
-        out.flush()
-        while not stop.wait(0.5):
-            pass
-    finally:
-        zammad.stop()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    with stop_on_signals() as stop:
+        zammad = ZammadSandbox()
+        try:
+            zammad.start(port, host=host)
+            created = seed(zammad, webhook_url)
+            print(f"listening on {zammad.base_url}", file=out)
+            print(f"admin token: {ADMIN_TOKEN} ({ADMIN_LOGIN})", file=out)
+            bot = f"{INTEGRATION_LOGIN}, user id {zammad.integration_user_id}"
+            print(f"integration token: {INTEGRATION_TOKEN} ({bot})", file=out)
+            if created:
+                print(
+                    f"webhook -> {webhook_url} (signature token {DEMO_SIGNATURE_TOKEN})", file=out
+                )
+            out.flush()
+            while not stop.wait(0.5):
+                pass
+        finally:
+            zammad.stop()
     return 0

@@ -29,7 +29,7 @@ from typing import Any
 
 from connector.sandbox.zammad import values
 from connector.sandbox.zammad.errors import ApiError, NotFound, invalid
-from connector.sandbox.zammad.times import iso
+from connector.sandbox.zammad.times import with_iso_times
 
 Row = dict[str, Any]
 OBJECTS = ("Ticket", "User", "Organization", "Group")
@@ -119,9 +119,7 @@ class ObjectManager:
     @staticmethod
     def show(row: Row) -> Row:
         """The JSON of one record."""
-        shown = copy.deepcopy(row)
-        shown["created_at"], shown["updated_at"] = iso(row["created_at"]), iso(row["updated_at"])
-        return shown
+        return with_iso_times(row)
 
     def create(self, params: Mapping[str, Any], actor_id: int) -> Row:
         """Validate and add a pending attribute (``to_create``/``to_migrate``)."""

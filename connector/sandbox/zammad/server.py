@@ -17,15 +17,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
+from connector.sandbox.delivery import DeliveryAttempt
 from connector.sandbox.fake_calls import CallLog, CallRecord
 from connector.sandbox.fake_faults import Faults
-from connector.sandbox.fake_webhooks import DeliveryAttempt
+from connector.sandbox.listener import HOST, Listener, ListeningSandbox
 from connector.sandbox.zammad import routes_admin, routes_tickets, views
 from connector.sandbox.zammad.api import Core, ZammadApi
-from connector.sandbox.zammad.listener import Listener
 from connector.sandbox.zammad.payload import Outgoing, render
 from connector.sandbox.zammad.state import Store
 from connector.sandbox.zammad.tickets import Tickets, Transaction
@@ -40,7 +39,7 @@ INTEGRATION_TOKEN = "sandbox-integration-token"
 _WRITE = re.compile(r"^(PUT /api/v1/tickets/\d+|POST /api/v1/tags/add|DELETE /api/v1/tags/remove)$")
 
 
-class SandboxServer:
+class SandboxServer(ListeningSandbox):
     """An in-memory Zammad with REST API, triggers, webhooks, fault injection and a call log.
 
     Args:
@@ -90,9 +89,9 @@ class SandboxServer:
         app = ZammadApi(core, self.faults, self._calls, self._tokens, routes)
         self._listener = Listener(app, "zammad-sandbox")
 
-    # --- lifecycle -------------------------------------------------------------------------
+    # --- lifecycle (pause, resume and the context manager: ListeningSandbox) ---------------
 
-    def start(self, port: int = 0, *, host: str = "127.0.0.1") -> str:
+    def start(self, port: int = 0, *, host: str = HOST) -> str:
         """Listen on ``host`` (``port`` 0: any free port), start webhooks; returns the base URL."""
         self._listener.start(host, port)
         self._sender.start()
@@ -103,31 +102,10 @@ class SandboxServer:
         self._listener.stop()
         self._sender.stop()
 
-    def pause(self) -> None:
-        """Close the listener: connections are refused until :meth:`resume`; state is kept."""
-        self._listener.pause()
-
-    def resume(self) -> None:
-        """Listen again on the same port."""
-        self._listener.resume()
-
     @property
     def base_url(self) -> str:
         """``http://HOST:PORT``; only valid once started."""
         return self._listener.base_url
-
-    def __enter__(self) -> Self:
-        if not self._listener.started:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- users and tokens ------------------------------------------------------------------
 

@@ -9,8 +9,11 @@ time zone for stored times.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
+from collections.abc import Mapping
+from typing import Any
 
 _ISO = re.compile(
     r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$"
@@ -23,6 +26,16 @@ def iso(moment: dt.datetime | None) -> str | None:
         return None
     utc = moment.astimezone(dt.UTC)
     return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+
+
+def with_iso_times(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of a stored record whose ``created_at``/``updated_at`` read as in Zammad's JSON.
+
+    The copy keeps callers from changing the stored row through the JSON they hand out.
+    """
+    shown = copy.deepcopy(dict(row))
+    shown["created_at"], shown["updated_at"] = iso(row["created_at"]), iso(row["updated_at"])
+    return shown
 
 
 def parse_time(value: object) -> dt.datetime:

@@ -38,7 +38,7 @@ from connector.sandbox.zammad.conditions import Context, leaves, matches, valida
 from connector.sandbox.zammad.errors import invalid
 from connector.sandbox.zammad.state import Row, Store
 from connector.sandbox.zammad.tickets import Transaction
-from connector.sandbox.zammad.times import iso
+from connector.sandbox.zammad.times import with_iso_times
 
 MASK = "**********"
 SECRETS = ("signature_token", "basic_auth_password", "bearer_token")
@@ -135,9 +135,7 @@ class Automation:
     @staticmethod
     def show(row: Row) -> Row:
         """A trigger's JSON (times in Zammad's format)."""
-        shown = copy.deepcopy(row)
-        shown["created_at"], shown["updated_at"] = iso(row["created_at"]), iso(row["updated_at"])
-        return shown
+        return with_iso_times(row)
 
     def fired(self) -> list[Firing]:
         """Every trigger that fired so far, oldest first."""

@@ -8,21 +8,19 @@ and the job is retried — ``retry_on … attempts: 5, wait: executions * 10.sec
 without telling anyone. The payload is rendered anew for every attempt
 (:func:`~connector.sandbox.zammad.payload.render`). Zammad's 60 s total timeout is not enforced.
 
-The schedule is configurable so tests can retry in milliseconds.
+The schedule is configurable so tests can retry in milliseconds. The queue and its retry
+bookkeeping are :class:`~connector.sandbox.delivery.DeliveryQueue`'s; Zammad's schedule, its
+success rule and the rendering of each attempt are here.
 """
 
 from __future__ import annotations
 
-import heapq
 import logging
-import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import requests
 
-from connector.sandbox.fake_webhooks import DeliveryAttempt
+from connector.sandbox.delivery import DeliveryAttempt, DeliveryQueue
 from connector.sandbox.zammad.payload import Discarded, Outgoing
 from connector.sandbox.zammad.triggers import Job
 
@@ -31,16 +29,11 @@ ZAMMAD_RETRY_SCHEDULE = (10.0, 20.0, 30.0, 40.0)
 ZAMMAD_TIMEOUTS = (4.0, 30.0)
 
 
-@dataclass(order=True)
-class _Queued:
-    due: float
-    seq: int
-    job: Job = field(compare=False)
-    attempt: int = field(compare=False, default=1)
-
-
-class WebhookSender:
+class WebhookSender(DeliveryQueue[Job]):
     """Sends queued :class:`~connector.sandbox.zammad.triggers.Job` s from one daemon thread.
+
+    ``attempts()`` lists every attempt, oldest first, with the trigger's name as ``event``;
+    ``discarded`` counts jobs ended without a request (see :class:`Discarded`).
 
     Args:
         render: builds the request for a job from the current state, or raises
@@ -56,97 +49,21 @@ class WebhookSender:
         retry_schedule: Sequence[float] = ZAMMAD_RETRY_SCHEDULE,
         timeouts: tuple[float, float] = ZAMMAD_TIMEOUTS,
     ) -> None:
+        super().__init__(retry_schedule=retry_schedule, thread_name="zammad-webhooks")
         self._render = render
-        self._schedule = tuple(retry_schedule)
         self.timeouts = timeouts
-        self._cond = threading.Condition()
-        self._queue: list[_Queued] = []
-        self._seq = 0
-        self._busy = 0
-        self._attempts: list[DeliveryAttempt] = []
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-        self.sent = 0
-        self.failed = 0
-        self.abandoned = 0
-        self.discarded = 0
 
     def enqueue(self, job: Job) -> None:
         """Deliver ``job`` as soon as possible."""
-        self._push(_Queued(time.monotonic(), 0, job))
+        self._push(job)
 
-    @property
-    def pending(self) -> int:
-        """Jobs queued, waiting for a retry, or being sent right now."""
-        with self._cond:
-            return len(self._queue) + self._busy
+    def _attempt_seconds(self) -> float:
+        return sum(self.timeouts)
 
-    def attempts(self) -> list[DeliveryAttempt]:
-        """Every attempt so far, oldest first (``event`` is the trigger's name)."""
-        with self._cond:
-            return list(self._attempts)
+    def _given_up(self, payload: Job) -> None:
+        _log.info("webhook delivery %s given up", payload.delivery_id)
 
-    def start(self) -> None:
-        """Start the delivery thread (idempotent)."""
-        with self._cond:
-            if self._thread is not None:
-                return
-            self._stopping = False
-            self._thread = threading.Thread(target=self._run, name="zammad-webhooks", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after the attempt in progress; queued jobs stay queued."""
-        with self._cond:
-            thread, self._thread = self._thread, None
-            self._stopping = True
-            self._cond.notify_all()
-        if thread is not None:
-            thread.join(sum(self.timeouts) + 1)
-
-    def _push(self, item: _Queued) -> None:
-        with self._cond:
-            self._seq += 1
-            item.seq = self._seq
-            heapq.heappush(self._queue, item)
-            self._cond.notify_all()
-
-    def _next(self) -> _Queued | None:
-        with self._cond:
-            while not self._stopping:
-                now = time.monotonic()
-                if self._queue and self._queue[0].due <= now:
-                    self._busy += 1
-                    return heapq.heappop(self._queue)
-                self._cond.wait(self._queue[0].due - now if self._queue else None)
-            return None
-
-    def _run(self) -> None:
-        with requests.Session() as session:
-            while (item := self._next()) is not None:
-                result = self._deliver(session, item)
-                with self._cond:
-                    self._busy -= 1
-                    if result is None:
-                        self.discarded += 1
-                        continue
-                    self._attempts.append(result)
-                    if result.ok:
-                        self.sent += 1
-                        continue
-                    self.failed += 1
-                    if item.attempt <= len(self._schedule):
-                        item.due = time.monotonic() + self._schedule[item.attempt - 1]
-                        item.attempt += 1
-                        self._seq += 1
-                        item.seq = self._seq
-                        heapq.heappush(self._queue, item)
-                    else:
-                        self.abandoned += 1
-                        _log.info("webhook delivery %s given up", item.job.delivery_id)
-
-    def _deliver(self, session: requests.Session, item: _Queued) -> DeliveryAttempt | None:
-        job = item.job
+    def _attempt(self, session: requests.Session, job: Job, attempt: int) -> DeliveryAttempt | None:
         try:
             request = self._render(job)
         except Discarded as exc:
@@ -180,6 +97,4 @@ class WebhookSender:
             except Exception as exc:  # the thread must survive anything
                 error = f"unexpected {type(exc).__name__}"
         trigger = request.trigger if request is not None else ""
-        return DeliveryAttempt(
-            job.delivery_id, str(job.ticket_id), trigger, item.attempt, status, error
-        )
+        return DeliveryAttempt(job.delivery_id, str(job.ticket_id), trigger, attempt, status, error)

@@ -12,15 +12,13 @@ BasicAuth), so only changes made from then on are sent.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
-from typing import Any, TextIO
+from typing import TextIO
 from urllib.parse import urlsplit
 
+from connector.sandbox.listener import stop_on_signals
 from connector.sandbox.znuny.documents import webservice_yaml
 from connector.sandbox.znuny.server import ZnunySandbox
 
@@ -115,43 +113,25 @@ def run(
         sandbox.configure_webservice(Path(webservice_file).read_text(encoding="utf-8"))
     elif webhook_url:
         sandbox.configure_webservice(webservice_yaml(webhook_url))
-    stop = threading.Event()
-    previous = _on_signals(stop)
-    try:
-        base = sandbox.start(port, host=host)
-        print(f"listening on {base}", file=out)
-        for agent in sandbox.directory.agents.values():
-            print(
-                f"agent {agent.login} password {agent.password} (UserID {agent.user_id})",
-                file=out,
-            )
-        if webhook_url and webservice_file is None:
-            parts = urlsplit(webhook_url)
-            where = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}"
-            print(f"invoker SLAWebhook -> {where}", file=out)  # without credentials
-        out.flush()
-        while not stop.wait(0.5):
-            pass
-    finally:
-        sandbox.stop()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    with stop_on_signals() as stop:
+        try:
+            base = sandbox.start(port, host=host)
+            print(f"listening on {base}", file=out)
+            for agent in sandbox.directory.agents.values():
+                print(
+                    f"agent {agent.login} password {agent.password} (UserID {agent.user_id})",
+                    file=out,
+                )
+            if webhook_url and webservice_file is None:
+                parts = urlsplit(webhook_url)
+                where = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}"
+                print(f"invoker SLAWebhook -> {where}", file=out)  # without credentials
+            out.flush()
+            while not stop.wait(0.5):
+                pass
+        finally:
+            sandbox.stop()
     return 0
-
-
-def _on_signals(stop: threading.Event) -> dict[signal.Signals, Any]:
-    """Set ``stop`` on SIGTERM/SIGINT (main thread only); returns the handlers replaced."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous: dict[signal.Signals, Any] = {}
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        previous[signum] = signal.getsignal(signum)
-        signal.signal(signum, handler)
-    return previous
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
 
-from connector.sandbox.fake_api import _drop, _fault_response
 from connector.sandbox.fake_calls import CallLog
-from connector.sandbox.fake_faults import Faults
+from connector.sandbox.fake_faults import Faults, serve_with_faults
 from connector.sandbox.znuny.operations import NotModelled, Operations
 
 if TYPE_CHECKING:
@@ -76,23 +74,15 @@ class Provider:
         handle = self._calls.begin(
             request.method, request.path, ticket_id, request.headers.get("X-Request-Id")
         )
+        known = name == (self._webservice_id if by == "WebserviceID" else self.name)
+
+        def answer() -> Response | None:  # unknown web service: no answer at all [live]
+            return self._serve(request, route, rest or "/") if known else None
+
         status: int | None = None
         try:
-            delay = self._faults.delay
-            if delay:
-                time.sleep(delay)
-            fault = self._faults.take(request.method)
-            known = name == (self._webservice_id if by == "WebserviceID" else self.name)
-            if fault is not None and fault.status:
-                response = _fault_response(fault)
-                status = response.status_code
-            elif (fault is not None and not fault.after_apply) or not known:
-                response = _drop(request)  # unknown web service: no answer [live]
-            else:
-                response = self._serve(request, route, rest or "/")
-                status = response.status_code
-                if fault is not None:
-                    response, status = _drop(request), None
+            response, dropped = serve_with_faults(self._faults, request, answer)
+            status = None if dropped else response.status_code
             return response(environ, start_response)
         finally:
             self._calls.end(handle, status)

@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections.abc import Callable, Mapping
-from types import TracebackType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from werkzeug.serving import BaseWSGIServer, make_server
-
 from connector.sandbox.fake_calls import CallLog, CallRecord
 from connector.sandbox.fake_faults import Faults
-from connector.sandbox.fake_helpdesk import _QuietHandler
+from connector.sandbox.listener import HOST, Listener, ListeningSandbox
 from connector.sandbox.znuny.admin import Admin
 from connector.sandbox.znuny.invoker import Requester, RetryPolicy
 from connector.sandbox.znuny.operations import OperationRecord, Operations, Sessions
@@ -32,11 +28,10 @@ from connector.sandbox.znuny.state import TicketEvent
 from connector.sandbox.znuny.webservice import WebserviceConfig, parse_webservice
 
 _log = logging.getLogger(__name__)
-HOST = "127.0.0.1"
 BASE_PATH = "/znuny/nph-genericinterface.pl/Webservice/"
 
 
-class ZnunySandbox(Admin):
+class ZnunySandbox(Admin, ListeningSandbox):
     """A Znuny with one web service; see the module docstring.
 
     Args:
@@ -76,43 +71,22 @@ class ZnunySandbox(Admin):
             webservice, lambda: self._config.routes(), self._operations, self.faults, self._calls
         )
         self._state.listener = self._on_events
-        self._lock = threading.Lock()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-        self._host = HOST
-        self._port: int | None = None
+        self._listener = Listener(self._provider, "znuny-sandbox", label="Znuny sandbox")
 
-    # --- lifecycle -------------------------------------------------------------------------
+    # --- lifecycle (pause, resume and the context manager: ListeningSandbox) ---------------
 
     def start(self, port: int = 0, *, host: str = HOST) -> str:
         """Listen (``port`` 0: any free port), start the daemon; returns :attr:`base_url`."""
-        with self._lock:
-            if self._port is not None:
-                raise RuntimeError(f"already started on {self.base_url}")
-            self._host = host
-            self._listen(port)
+        if self._listener.started:  # checked here too, to name the web service URL
+            raise RuntimeError(f"already started on {self.base_url}")
+        self._listener.start(host, port)
         self._daemon.start()
         return self.base_url
 
     def stop(self) -> None:
         """Stop serving and the daemon (tasks in progress finish); safe to call twice."""
-        with self._lock:
-            self._close()
-            self._port = None
+        self._listener.stop()
         self._daemon.stop()
-
-    def pause(self) -> None:
-        """Close the listening socket: connections are refused until :meth:`resume`."""
-        with self._lock:
-            self._close()
-
-    def resume(self) -> None:
-        """Listen again on the same port, with the same data."""
-        with self._lock:
-            if self._port is None:
-                raise RuntimeError("not started")
-            if self._server is None:
-                self._listen(self._port)
 
     def pause_daemon(self) -> None:
         """Stop sending asynchronous tasks, like a stopped ``znuny.Daemon.pl`` [live]."""
@@ -124,50 +98,12 @@ class ZnunySandbox(Admin):
     @property
     def root_url(self) -> str:
         """``http://HOST:PORT``; only valid once started."""
-        if self._port is None:
-            raise RuntimeError("the Znuny sandbox is not started")
-        return f"http://{self._host}:{self._port}"
+        return self._listener.base_url
 
     @property
     def base_url(self) -> str:
         """The web service's base URL: ``.../nph-genericinterface.pl/Webservice/<name>``."""
         return f"{self.root_url}{BASE_PATH}{self.webservice}"
-
-    def __enter__(self) -> ZnunySandbox:
-        if self._port is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _listen(self, port: int) -> None:
-        server = make_server(
-            self._host, port, self._provider, threaded=True, request_handler=_QuietHandler
-        )
-        self._server = server
-        self._port = server.server_port
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"znuny-sandbox-{self._port}",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def _close(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join()
 
     # --- the web service -------------------------------------------------------------------
 
