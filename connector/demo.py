@@ -142,7 +142,7 @@ def run_demo(out: TextIO, *, timeout: float = 25.0) -> int:
 
     from connector.helpdesks.zammad.setup import run_setup
     from connector.sandbox.zammad import ZammadSandbox
-    from connector.sandbox.zammad.server import ADMIN_TOKEN, INTEGRATION_TOKEN
+    from connector.sandbox.zammad.server import ADMIN_TOKEN, INTEGRATION_LOGIN, INTEGRATION_TOKEN
     from connector.service import Service
     from webhooks.app import create_app
 
@@ -159,7 +159,7 @@ def run_demo(out: TextIO, *, timeout: float = 25.0) -> int:
             "webhook_secret": SecretStr("demo-webhook-secret"),
             "options": {
                 "webhook_base_url": f"http://127.0.0.1:{port}",
-                "integration_user_id": zammad.integration_user_id,
+                "integration_user_login": INTEGRATION_LOGIN,
             },
         }
         settings = Settings(

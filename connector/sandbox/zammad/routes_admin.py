@@ -1,6 +1,7 @@
 """REST endpoints for users, organizations, lookups, the object manager, webhooks and triggers.
 
-* ``GET /api/v1/users/:id[?expand=true]``, ``/users/me`` → 200 with custom attributes
+* ``GET /api/v1/users/:id[?expand=true]``, ``/users/me``, ``/users/search?query=`` → 200 with
+  custom attributes
   (agents; a customer may read only themselves); ``POST /api/v1/users`` → 201 (role Customer
   unless an admin passes ``roles``).
 * ``GET /api/v1/organizations/:id[?expand=true]`` → 200 with ``member_ids`` and custom
@@ -60,6 +61,26 @@ def user_show(core: Core, call: Call, user_id: int) -> tuple[int, object]:
 
 def user_me(core: Core, call: Call) -> tuple[int, object]:
     return user_show(core, call, call.actor_id)
+
+
+def user_search(core: Core, call: Call) -> tuple[int, object]:
+    """``GET /api/v1/users/search?query=&limit=`` (facts §4.6): agents only; an array of users
+    whose login, e-mail or name contains the query (a stand-in for Elasticsearch)."""
+    _agent(core, call)
+    wanted = str(call.params.get("query", "")).strip().lower()
+    try:
+        limit = max(1, min(int(call.params.get("limit", 10)), 200))
+    except ValueError:
+        raise ApiError(422, "limit must be a number", "limit must be a number") from None
+    found = [
+        views.user(core.store, row, expand=call.expand)
+        for row in sorted(core.store.tables["User"].values(), key=lambda r: int(r["id"]))
+        if wanted
+        in " ".join(
+            str(row.get(key) or "") for key in ("login", "email", "firstname", "lastname")
+        ).lower()
+    ]
+    return 200, found[:limit]
 
 
 def user_create(core: Core, call: Call) -> tuple[int, object]:
@@ -198,6 +219,7 @@ def _records(table: str) -> list[tuple[str, str, Any]]:
 
 ROUTES: Routes = (
     ("/api/v1/users/me", "GET", user_me),
+    ("/api/v1/users/search", "GET", user_search),
     ("/api/v1/users/<int:user_id>", "GET", user_show),
     ("/api/v1/users", "POST", user_create),
     ("/api/v1/organizations/<int:organization_id>", "GET", organization_show),

@@ -264,3 +264,11 @@ def test_pending_attributes_of_a_previous_run_get_migrated(zammad: ZammadSandbox
     assert "ok             attribute Ticket.bitrix_sla_due_at (datetime)" in text
     assert "run            migrations" in text
     assert not ticket_attributes(zammad)["bitrix_sla_due_at"]["to_migrate"]
+
+
+def test_the_integration_user_is_found_by_login(zammad: ZammadSandbox) -> None:
+    _, text = run(zammad, apply=False, integration_user_login=INTEGRATION_LOGIN)
+    assert f"ignore updates by user id {zammad.integration_user_id} (the integration user)" in text
+    code, text = run(zammad, apply=False, integration_user_login="nobody@example.com")
+    assert code == 1
+    assert "integration_user_login 'nobody@example.com': no such Zammad user" in text

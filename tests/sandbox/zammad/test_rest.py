@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from connector.sandbox.zammad import ADMIN_TOKEN, INTEGRATION_TOKEN, ZammadSandbox
 from tests.sandbox.zammad import Api, Clock, customer_ticket, license_attribute
@@ -216,3 +217,15 @@ def test_invalid_json_is_400(zammad: ZammadSandbox, api: Api) -> None:
     )
     assert response.status_code == 400
     assert zammad.ticket(ticket_id)["updated_at"] == "2026-03-02T09:00:00.000Z"
+
+
+def test_user_search_finds_by_login_email_or_name(zammad: ZammadSandbox) -> None:
+    zammad.add_customer("ivan@romashka.example", firstname="Иван", lastname="Петров")
+    found = requests.get(
+        f"{zammad.base_url}/api/v1/users/search",
+        params={"query": "петров", "limit": 5},
+        headers={"Authorization": f"Token token={INTEGRATION_TOKEN}"},
+        timeout=5,
+    )
+    assert found.status_code == 200
+    assert [user["login"] for user in found.json()] == ["ivan@romashka.example"]
