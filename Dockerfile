@@ -14,7 +14,7 @@
 # directory there unless PROMETHEUS_MULTIPROC_DIR names another empty, writable directory):
 #   docker run --read-only --tmpfs /tmp -v bitrix-sla-data:/data ... bitrix-sla-connector:0.1.0
 # The HEALTHCHECK asks /healthz on 8080; for a worker point it at its metrics server:
-#   -e BITRIX_SLA_HEALTHCHECK_URL=http://127.0.0.1:9102/metrics ... worker --metrics-port 9102
+#   -e BITRIX_SLA_HEALTHCHECK_URL=http://127.0.0.1:9102/healthz ... worker --metrics-port 9102
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 

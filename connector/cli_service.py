@@ -175,15 +175,14 @@ def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
     _logging(args.log_level)
     service = Service.from_settings(_settings(args))
     worker = service.worker(args.concurrency)
-    if args.metrics_port:
-        from prometheus_client import REGISTRY, start_http_server
-
-        from connector.metrics import QueueDepthCollector
-
-        REGISTRY.register(QueueDepthCollector(service.store.counts))
-        start_http_server(args.metrics_port, addr=args.metrics_host)
     _on_terminate(lambda: worker.stop(args.grace))
-    worker.run_forever()
+    worker.start()  # before the status server, so its first probe already sees a running worker
+    if args.metrics_port is not None:
+        from connector.pipeline.status import serve_status
+
+        status = serve_status(worker, args.metrics_host, args.metrics_port)
+        print(f"status on http://{args.metrics_host}:{status.server_port}", file=out, flush=True)
+    worker.wait_stopped()
     service.store.close()
     return 0
 
@@ -208,6 +207,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     _on_terminate(stop)
     print(f"listening on http://{args.host}:{server.server_port}", file=out, flush=True)
     server.serve_forever()
+    worker.wait_stopped()  # running jobs finish (or the grace period ends) before we close
     service.store.close()
     return 0
 
@@ -274,7 +274,9 @@ def register(add: Adder) -> None:
 
     sub = add("worker", cmd_worker, "run jobs: read tickets, decide, write back")
     running(sub)
-    sub.add_argument("--metrics-port", type=int, help="serve /metrics on this port")
+    sub.add_argument(
+        "--metrics-port", type=int, help="serve /healthz and /metrics on this port (0: any free)"
+    )
     sub.add_argument("--metrics-host", default="0.0.0.0")
 
     sub = add("db", cmd_db_upgrade, "database schema: 'db upgrade' applies pending migrations")

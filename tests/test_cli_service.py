@@ -172,3 +172,29 @@ def test_serve_end_to_end_and_graceful_stop(config: Path, helpdesk: FakeHelpdesk
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_worker_serves_its_health_and_stops_on_sigterm(config: Path) -> None:
+    command = [sys.executable, "-m", "connector.cli", "worker", "--config", str(config)]
+    process = subprocess.Popen(
+        [*command, "--metrics-port", "0", "--metrics-host", "127.0.0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert process.stdout is not None
+        match = re.search(r"http://[\d.]+:\d+", process.stdout.readline())
+        assert match
+        answer = requests.get(f"{match.group(0)}/healthz", timeout=5)
+        assert answer.status_code == 200
+        assert answer.json()["status"] == "ok"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -64,15 +65,18 @@ class Worker:
         self.name = name or worker_name()
         self.processor.worker = self.name
         self._stopping = threading.Event()
+        self._stopped = threading.Event()
         self._wake = threading.Event()
         self._running: dict[int, Job] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._last_beat: float | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the slots and the maintenance thread; returns at once."""
+        self._last_beat = time.monotonic()
         for index in range(self.concurrency):
             thread = threading.Thread(target=self._slot, name=f"slot-{index}", daemon=True)
             thread.start()
@@ -99,11 +103,16 @@ class Worker:
             left = list(self._running)
         if left:
             log.warning("stopped with jobs %s still running; their leases will expire", left)
+        self._stopped.set()
 
     def run_forever(self) -> None:
         """Start and block until :meth:`stop` is called (from a signal handler)."""
         self.start()
-        self._stopping.wait()
+        self.wait_stopped()
+
+    def wait_stopped(self) -> None:
+        """Block until :meth:`stop` (called from a signal handler) has let running jobs finish."""
+        self._stopped.wait()
 
     def poke(self) -> None:
         """Wake idle slots now (the in-process edge calls this after an ingest)."""
@@ -113,6 +122,22 @@ class Worker:
     def busy(self) -> int:
         with self._lock:
             return len(self._running)
+
+    def health(self) -> tuple[bool, str]:
+        """Whether the worker is alive: started, not stopping, every thread running, and the
+        lease keeper has ticked within three of its intervals (a hung loop fails this)."""
+        if self._last_beat is None or not self._threads:
+            return False, "not started"
+        if self._stopping.is_set():
+            return False, "stopping"
+        dead = [thread.name for thread in self._threads if not thread.is_alive()]
+        if dead:
+            return False, f"threads stopped: {', '.join(dead)}"
+        age = time.monotonic() - self._last_beat
+        limit = 3 * max(self.lease_seconds / 3, 0.05) + 5
+        if age > limit:
+            return False, f"lease keeper silent for {age:.0f} s (limit {limit:.0f} s)"
+        return True, f"{self.busy} of {self.concurrency} slots busy"
 
     # -- the work ----------------------------------------------------------------------------
 
@@ -176,6 +201,7 @@ class Worker:
             self.maintain_once()
 
     def maintain_once(self) -> None:
+        self._last_beat = time.monotonic()
         with self._lock:
             running = list(self._running.values())
         for job in running:

@@ -220,3 +220,20 @@ def test_reconciliation_sweep_queues_changed_tickets(
     worker = make_worker(store, adapter, policy)
     list(worker.drain())
     assert all(converged(adapter, policy, ticket) for ticket in tickets)
+
+
+def test_stop_lets_a_running_job_finish(
+    store: JobStore, helpdesk: FakeHelpdesk, adapter: FakeAdapter, policy: Policy
+) -> None:
+    ticket = partner_ticket(helpdesk)
+    helpdesk.faults.latency(0.3)  # every API call takes a while: stop arrives mid-job
+    worker = make_worker(store, adapter, policy, concurrency=1, poll_seconds=0.01)
+    worker.start()
+    ingest(store, ticket, "d1")
+    wait_until(lambda: worker.busy == 1, timeout=10)
+    worker.stop(grace_seconds=20)
+    worker.wait_stopped()
+    (job,) = store.list_jobs()
+    assert (job.status, job.outcome) == ("done", "applied")
+    assert converged(adapter, policy, ticket)
+    assert worker.health() == (False, "stopping")

@@ -1,0 +1,52 @@
+"""The worker's status server: /healthz follows the worker's health, /metrics the store."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from werkzeug.test import Client
+
+from connector.helpdesks.fake.adapter import FakeAdapter
+from connector.pipeline.status import status_app
+from connector.pipeline.store import JobStore
+from connector.pipeline.worker import Worker
+from connector.policy.decision import Policy
+from tests.pipeline.conftest import make_worker
+
+
+@pytest.fixture
+def worker(store: JobStore, adapter: FakeAdapter, policy: Policy) -> Iterator[Worker]:
+    made = make_worker(store, adapter, policy, lease_seconds=3, poll_seconds=0.05)
+    yield made
+    made.stop(5)
+
+
+def health(client: Client) -> tuple[int, dict[str, str]]:
+    response = client.get("/healthz")
+    return response.status_code, json.loads(response.get_data(as_text=True))
+
+
+def test_healthz_follows_the_worker(worker: Worker) -> None:
+    client = Client(status_app(worker))
+    assert health(client) == (503, {"status": "unhealthy", "detail": "not started"})
+    worker.start()
+    code, body = health(client)
+    assert (code, body["status"]) == (200, "ok")
+    assert body["detail"].endswith("of 4 slots busy")
+    worker._last_beat = time.monotonic() - 600  # as if the lease keeper had hung
+    code, body = health(client)
+    assert code == 503
+    assert "lease keeper silent" in body["detail"]
+    worker.stop(5)
+    assert health(client)[1]["detail"] == "stopping"
+
+
+def test_metrics_and_unknown_paths(worker: Worker) -> None:
+    client = Client(status_app(worker))
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200
+    assert 'bitrix_sla_jobs{status="queued"} 0.0' in metrics.get_data(as_text=True)
+    assert client.get("/nope").status_code == 404
