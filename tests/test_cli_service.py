@@ -6,8 +6,6 @@ import io
 import json
 import re
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ from connector.cli import main
 from connector.helpdesks.base import IncomingEvent
 from connector.pipeline.store import JobStore, RunRecord
 from connector.sandbox.fake_helpdesk import FakeHelpdesk, wait_until
+from tests.processes import bitrix_sla
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "cli-api-token"
@@ -137,19 +136,7 @@ def test_serve_end_to_end_and_graceful_stop(config: Path, helpdesk: FakeHelpdesk
         body="Публичная часть сайта полностью не работает, ошибка 500 на всех страницах.",
         organization={"id": "1", "name": "Shop", "fields": {"bitrix_license_type": "commercial"}},
     )["id"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "connector.cli", "serve", "--config", str(config), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"http://[\d.]+:\d+", line)
-        assert match, line + (process.stderr.read() if process.stderr else "")
-        base = match.group(0)
+    with bitrix_sla("serve", "--config", str(config), "--port", "0") as (process, base):
         assert requests.get(f"{base}/readyz", timeout=5).status_code == 200
         answer = requests.post(
             f"{base}/webhooks/fake/main",
@@ -165,36 +152,13 @@ def test_serve_end_to_end_and_graceful_stop(config: Path, helpdesk: FakeHelpdesk
         assert "sla:urgency:emergency" in written["tags"]
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
 
 
 def test_worker_serves_its_health_and_stops_on_sigterm(config: Path) -> None:
-    command = [sys.executable, "-m", "connector.cli", "worker", "--config", str(config)]
-    process = subprocess.Popen(
-        [*command, "--metrics-port", "0", "--metrics-host", "127.0.0.1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        assert process.stdout is not None
-        match = re.search(r"http://[\d.]+:\d+", process.stdout.readline())
-        assert match
-        answer = requests.get(f"{match.group(0)}/healthz", timeout=5)
+    status = ("--metrics-port", "0", "--metrics-host", "127.0.0.1")
+    with bitrix_sla("worker", "--config", str(config), *status) as (process, base):
+        answer = requests.get(f"{base}/healthz", timeout=5)
         assert answer.status_code == 200
         assert answer.json()["status"] == "ok"
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()

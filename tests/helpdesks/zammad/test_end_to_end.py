@@ -11,10 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
-import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -39,12 +36,12 @@ from connector.sandbox.fake_helpdesk import wait_until
 from connector.sandbox.zammad import ADMIN_TOKEN, ZammadSandbox
 from connector.service import Service
 from connector.settings import Settings
+from tests.processes import bitrix_sla
 from webhooks.app import create_app
 
 from .conftest import (
     API_TOKEN,
     MAPPINGS,
-    ROOT,
     SECRET,
     customer_attributes,
     override_attribute,
@@ -421,23 +418,13 @@ def test_bitrix_sla_serve_with_a_zammad_instance(tmp_path: Path) -> None:
         }
         config.write_text(yaml.safe_dump(document), encoding="utf-8")
         environ = {**os.environ, "ZAMMAD_TOKEN": API_TOKEN, "ZAMMAD_HOOK_SECRET": SECRET}
-        command = [sys.executable, "-m", "connector.cli", "serve", "--config", str(config)]
-        process = subprocess.Popen(
-            [*command, "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            env=environ,
-        )
-        try:
-            assert process.stdout is not None
-            line = process.stdout.readline()
-            match = re.search(r"http://[\d.]+:\d+", line)
-            assert match, line + (process.stderr.read() if process.stderr else "")
+        with bitrix_sla("serve", "--config", str(config), "--port", "0", env=environ) as (
+            process,
+            base,
+        ):
             admin = zammad_instance(
                 zammad.base_url,
-                webhook_base_url=match.group(0),
+                webhook_base_url=base,
                 integration_user_id=zammad.integration_user_id,
             ).model_copy(update={"token": SecretStr(ADMIN_TOKEN)})
             settings = Settings(mappings_dir=MAPPINGS)
@@ -454,10 +441,3 @@ def test_bitrix_sla_serve_with_a_zammad_instance(tmp_path: Path) -> None:
             )
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=30) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            for stream in (process.stdout, process.stderr):
-                if stream is not None:
-                    stream.close()

@@ -1,0 +1,45 @@
+"""Run a ``bitrix-sla`` command as a real process for a test, and always clean it up."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+URL = re.compile(r"http://[\d.]+:\d+")
+
+
+@contextmanager
+def bitrix_sla(
+    *argv: str, env: Mapping[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Start ``bitrix-sla ARGV``; yield the process and the URL its first line announces.
+
+    The command must print ``... http://HOST:PORT`` first (serve: "listening on", worker:
+    "status on"). On leaving, a process still running is killed and its pipes closed.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-m", "connector.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=dict(env) if env is not None else None,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = URL.search(line)
+        assert match, line + (process.stderr.read() if process.stderr else "")
+        yield process, match.group(0)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
