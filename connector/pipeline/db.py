@@ -87,7 +87,8 @@ events = Table(
     Column("delivery_id", String(200), nullable=False),
     Column("event", String(200), nullable=False, default=""),
     Column("body", Text, nullable=False),
-    Column("job_id", Id, nullable=True),
+    Column("job_id", Id, nullable=True),  # v1 only; since v2 events name their job by key
+    Column("job_key", String(200), nullable=True),
     UniqueConstraint("kind", "instance", "delivery_id", name="events_delivery_uq"),
 )
 Index("events_received_idx", events.c.received_at)
@@ -105,6 +106,7 @@ jobs = Table(
     Column("events", Integer, nullable=False, default=1),
     Column("attempts", Integer, nullable=False, default=0),
     Column("run_at", UtcDateTime, nullable=False),
+    Column("settle_deadline", UtcDateTime, nullable=True),  # latest run_at the settle allows
     Column("lease_until", UtcDateTime, nullable=True),
     Column("locked_by", String(200), nullable=True),
     Column("last_error", Text, nullable=True),
@@ -158,8 +160,29 @@ def _v1_initial(connection: Connection) -> None:
     metadata.create_all(connection)
 
 
+def _add_column(connection: Connection, table: Table, name: str) -> None:
+    """``ALTER TABLE … ADD COLUMN`` unless the column exists (a fresh database made by v1's
+    ``create_all`` already has every column of the current tables)."""
+    present = {column["name"] for column in inspect(connection).get_columns(table.name)}
+    if name in present:
+        return
+    column = table.c[name]
+    kind = column.type.compile(dialect=connection.dialect)
+    connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
+
+
+def _v2_two_statement_ingest(connection: Connection) -> None:
+    """Events name their job by key (no UPDATE after the upsert), and a job keeps the latest
+    time its settle window allows, so the upsert itself can push ``run_at`` back."""
+    _add_column(connection, events, "job_key")
+    _add_column(connection, jobs, "settle_deadline")
+
+
 # version -> migration; append, never edit a released entry.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_initial}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _v1_initial,
+    2: _v2_two_statement_ingest,
+}
 LATEST = max(MIGRATIONS)
 
 

@@ -20,7 +20,19 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, Row, and_, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    Engine,
+    Row,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -88,7 +100,16 @@ class IngestResult(BaseModel):
     job_id: int | None
 
 
-_EVENT_COLUMNS = ("received_at", "kind", "instance", "ticket_id", "delivery_id", "event", "body")
+_EVENT_COLUMNS = (
+    "received_at",
+    "kind",
+    "instance",
+    "ticket_id",
+    "delivery_id",
+    "event",
+    "body",
+    "job_key",
+)
 _JOB_COLUMNS = (
     "key",
     "kind",
@@ -99,6 +120,7 @@ _JOB_COLUMNS = (
     "events",
     "attempts",
     "run_at",
+    "settle_deadline",
     "created_at",
 )
 
@@ -141,7 +163,7 @@ class JobStore:
         # SQLite has one writer at a time; queueing writers of this process on a lock avoids
         # the busy handler's coarse sleeps (the p99 gotcha in the pipeline notes).
         self._write_lock = threading.Lock() if self.is_sqlite else None
-        self._prepared: tuple[Any, Any, Any, Any] | None = None
+        self._prepared: tuple[bool, tuple[Any, Any]] | None = None
         #: a cross-process lock taken around every write transaction (the edge's SQLite gate)
         self.gate: Callable[[], AbstractContextManager[None]] | None = None
         self._group: GroupCommit[_Ingest, IngestResult] | None = None
@@ -227,70 +249,62 @@ class JobStore:
 
     # -- enqueueing ----------------------------------------------------------------------------
 
-    def _statements(self) -> tuple[Any, Any, Any, Any]:
-        """The ingest path's statements, built once: constructing them costs more than running
-        them (SQLAlchemy coerces every value), and the webhook path is the hot one."""
-        if self._prepared is None:
+    def _statements(self) -> tuple[Any, Any]:
+        """The ingest path's two statements, built once: constructing them costs more than
+        running them (SQLAlchemy coerces every value), and the webhook path is the hot one."""
+        settles = bool(self.settle)
+        if self._prepared is None or self._prepared[0] != settles:
             store_event = (
                 self._insert(events)
                 .values({column: bindparam(column) for column in _EVENT_COLUMNS})
                 .on_conflict_do_nothing(index_elements=["kind", "instance", "delivery_id"])
                 .returning(events.c.id)
             )
-            upsert_job = (
-                self._insert(jobs)
-                .values({column: bindparam(column) for column in _JOB_COLUMNS})
-                .on_conflict_do_update(
-                    index_elements=[jobs.c.key],
-                    index_where=db.QUEUED,
-                    set_={"events": jobs.c.events + 1},
+            upsert = self._insert(jobs).values(
+                {column: bindparam(column) for column in _JOB_COLUMNS}
+            )
+            coalesce: dict[str, Any] = {"events": jobs.c.events + 1}
+            if settles:
+                # A coalesced event pushes the run back to its own settle time, but never past
+                # the job's settle deadline nor earlier than a pending backoff.
+                wanted = upsert.excluded.run_at
+                capped = case(
+                    (
+                        and_(jobs.c.settle_deadline.is_not(None), wanted > jobs.c.settle_deadline),
+                        jobs.c.settle_deadline,
+                    ),
+                    else_=wanted,
                 )
-                .returning(jobs.c.id, jobs.c.run_at, jobs.c.created_at, jobs.c.events)
-            )
-            link_event = (
-                update(events)
-                .where(events.c.id == bindparam("event_id"))
-                .values(job_id=bindparam("linked_job"))
-            )
-            push_back = (
-                update(jobs)
-                .where(jobs.c.id == bindparam("job_id"))
-                .values(run_at=bindparam("new_run_at"))
-            )
-            self._prepared = (store_event, upsert_job, link_event, push_back)
-        return self._prepared
+                coalesce["run_at"] = case((jobs.c.run_at >= capped, jobs.c.run_at), else_=capped)
+            upsert_job = upsert.on_conflict_do_update(
+                index_elements=[jobs.c.key], index_where=db.QUEUED, set_=coalesce
+            ).returning(jobs.c.id)
+            self._prepared = (settles, (store_event, upsert_job))
+        return self._prepared[1]
 
     def _upsert_job(
         self, connection: Connection, kind: str, instance: str, ticket_id: str, reason: str
     ) -> int:
         now = self.now(connection)
-        settled = now + self.settle
-        _, upsert_job, _, push_back = self._statements()
-        row = connection.execute(
-            upsert_job,
-            {
-                "key": job_key(kind, instance, ticket_id),
-                "kind": kind,
-                "instance": instance,
-                "ticket_id": ticket_id,
-                "status": "queued",
-                "reason": reason,
-                "events": 1,
-                "attempts": 0,
-                "run_at": settled,
-                "created_at": now,
-            },
-        ).one()
-        job_id = int(row.id)
-        if row.events > 1 and self.settle:
-            # a coalesced event pushes the run back (never earlier than a pending backoff)
-            created = db.UtcDateTime().process_result_value(row.created_at, connection.dialect)
-            current = db.UtcDateTime().process_result_value(row.run_at, connection.dialect)
-            assert created is not None and current is not None
-            wanted = max(current, min(settled, created + self.settle_max))
-            if wanted != current:
-                connection.execute(push_back, {"job_id": job_id, "new_run_at": wanted})
-        return job_id
+        _, upsert_job = self._statements()
+        return int(
+            connection.execute(
+                upsert_job,
+                {
+                    "key": job_key(kind, instance, ticket_id),
+                    "kind": kind,
+                    "instance": instance,
+                    "ticket_id": ticket_id,
+                    "status": "queued",
+                    "reason": reason,
+                    "events": 1,
+                    "attempts": 0,
+                    "run_at": now + self.settle,
+                    "settle_deadline": now + self.settle_max,
+                    "created_at": now,
+                },
+            ).scalar_one()
+        )
 
     def ingest(self, kind: str, instance: str, event: IncomingEvent, body: bytes) -> IngestResult:
         """Store the event and coalesce it into the ticket's queued job, atomically.
@@ -314,7 +328,7 @@ class JobStore:
     def _ingest_in(
         self, connection: Connection, kind: str, instance: str, event: IncomingEvent, body: bytes
     ) -> IngestResult:
-        store_event, _, link_event, _ = self._statements()
+        store_event, _ = self._statements()
         stored = connection.execute(
             store_event,
             {
@@ -325,12 +339,12 @@ class JobStore:
                 "delivery_id": event.delivery_id,
                 "event": event.event,
                 "body": body.decode("utf-8", errors="replace"),
+                "job_key": job_key(kind, instance, event.ticket_id),
             },
         ).scalar()
         if stored is None:
             return IngestResult(duplicate=True, job_id=None)
         job_id = self._upsert_job(connection, kind, instance, event.ticket_id, "webhook")
-        connection.execute(link_event, {"event_id": stored, "linked_job": job_id})
         return IngestResult(duplicate=False, job_id=job_id)
 
     def enqueue(self, kind: str, instance: str, ticket_id: str, reason: str) -> int:

@@ -278,3 +278,32 @@ def test_settle_window_debounces_a_ticket(database_url: str, clock: Clock) -> No
         assert store.claim("w", 30) is not None
     finally:
         store.close()
+
+
+def test_v2_upgrades_a_v1_database_with_data(database_url: str, clock: Clock) -> None:
+    from sqlalchemy import text
+
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    with engine.begin() as connection:  # make it a v1 database, as released
+        connection.execute(text("ALTER TABLE events DROP COLUMN job_key"))
+        connection.execute(text("ALTER TABLE jobs DROP COLUMN settle_deadline"))
+        connection.execute(db.schema_version.delete().where(db.schema_version.c.version > 1))
+        connection.execute(
+            text(
+                "INSERT INTO jobs (key, kind, instance, ticket_id, status, reason, events, "
+                "attempts, run_at, created_at) VALUES ('fake:a:1', 'fake', 'a', '1', 'queued', "
+                "'webhook', 3, 0, :t, :t)"
+            ),
+            {"t": T0.replace(tzinfo=None) if engine.dialect.name == "sqlite" else T0},
+        )
+    assert db.current_version(engine) == 1
+    assert db.upgrade(engine) == [2]
+    store = JobStore(engine, clock=clock, settle_seconds=2, settle_max_seconds=5)
+    try:
+        store.ingest("fake", "a", event("1", "d1"), b"{}")  # coalesces into the v1 job
+        (job,) = store.list_jobs("queued")
+        assert job.events == 4
+        assert job.run_at == T0 + dt.timedelta(seconds=2)
+    finally:
+        store.close()
