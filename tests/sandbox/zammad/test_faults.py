@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -11,19 +10,6 @@ import requests
 from connector.sandbox.fake_helpdesk import wait_until
 from connector.sandbox.zammad import ZammadSandbox
 from tests.sandbox.zammad import Api, customer_ticket
-
-
-@pytest.fixture
-def zammad() -> Iterator[ZammadSandbox]:
-    with ZammadSandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def api(zammad: ZammadSandbox) -> Iterator[Api]:
-    client = Api(zammad.base_url)
-    yield client
-    client.close()
 
 
 def test_throttle_answers_429_with_retry_after_before_auth(zammad: ZammadSandbox, api: Api) -> None:

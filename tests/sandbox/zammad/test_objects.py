@@ -31,12 +31,6 @@ MIGRATE = "/api/v1/object_manager_attributes_execute_migrations"
 
 
 @pytest.fixture
-def zammad() -> Iterator[ZammadSandbox]:
-    with ZammadSandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
 def admin(zammad: ZammadSandbox) -> Iterator[Api]:
     client = Api(zammad.base_url, ADMIN_TOKEN)
     yield client

@@ -20,13 +20,6 @@ def zammad() -> Iterator[ZammadSandbox]:
         yield sandbox
 
 
-@pytest.fixture
-def api(zammad: ZammadSandbox) -> Iterator[Api]:
-    client = Api(zammad.base_url)
-    yield client
-    client.close()
-
-
 # --- authentication -------------------------------------------------------------------------
 
 

@@ -13,21 +13,9 @@ OPEN = 'state.name:(new OR open OR "pending reminder")'
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def zammad(clock: Clock) -> Iterator[ZammadSandbox]:
     with ZammadSandbox(clock=clock) as sandbox:
         yield sandbox
-
-
-@pytest.fixture
-def api(zammad: ZammadSandbox) -> Iterator[Api]:
-    client = Api(zammad.base_url)
-    yield client
-    client.close()
 
 
 def ids(api: Api, **params: object) -> list[int]:

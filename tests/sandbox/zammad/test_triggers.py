@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from connector.sandbox.zammad import ADMIN_TOKEN, ZammadSandbox
 from tests.sandbox.zammad import Api, customer_ticket, idle_webhook, tier_attribute
 
 CREATE = {"ticket.action": {"operator": "is", "value": "create"}}
 UPDATE = {"ticket.action": {"operator": "is", "value": "update"}}
-
-
-@pytest.fixture
-def zammad() -> Iterator[ZammadSandbox]:
-    with ZammadSandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def api(zammad: ZammadSandbox) -> Iterator[Api]:
-    client = Api(zammad.base_url)
-    yield client
-    client.close()
 
 
 def trigger(zammad: ZammadSandbox, name: str, condition: dict[str, Any], **fields: Any) -> None:

@@ -20,21 +20,9 @@ ALWAYS_UPDATE = {"ticket.action": {"operator": "is", "value": "update"}}
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def zammad(clock: Clock) -> Iterator[ZammadSandbox]:
     with ZammadSandbox(clock=clock) as sandbox:
         yield sandbox
-
-
-@pytest.fixture
-def api(zammad: ZammadSandbox) -> Iterator[Api]:
-    client = Api(zammad.base_url)
-    yield client
-    client.close()
 
 
 def put(api: Api, ticket_id: int, body: dict[str, object], **params: str) -> tuple[int, dict]:  # type: ignore[type-arg]
