@@ -222,8 +222,12 @@ def make_engine(url: str, **options: Any) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         # Reads marked read_only take no write lock; everything else locks up front.
+        # Straight to the driver: this runs for every transaction, and a full SQLAlchemy
+        # execution of a constant statement would cost more than the BEGIN itself.
         read_only = connection.get_execution_options().get("read_only", False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        connection.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+            "BEGIN" if read_only else "BEGIN IMMEDIATE"
+        )
 
     return engine
 

@@ -14,9 +14,10 @@ The rules that make it safe (see ``docs/pipeline-notes.md`` in the shared folder
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -37,6 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from connector import metrics
 from connector.helpdesks.base import IncomingEvent
 from connector.pipeline import db
 from connector.pipeline.db import decisions, events, jobs, schedules
@@ -168,7 +170,14 @@ class JobStore:
         self.gate: Callable[[], AbstractContextManager[None]] | None = None
         self._group: GroupCommit[_Ingest, IngestResult] | None = None
         if group_commit:
-            self._group = GroupCommit(self._ingest_many, self._ingest_one)
+            self._group = GroupCommit(
+                self._commit_batch,
+                lambda item: self.ingest_many([item])[0],
+                hold=self._locked,
+            )
+        #: (pid, connection) the group committer keeps between batches: a pool checkout and
+        #: check-in per batch cost about as much as the batch's statements
+        self._held: tuple[int, Connection] | None = None
 
     @classmethod
     def open(
@@ -195,18 +204,26 @@ class JobStore:
 
     def close(self) -> None:
         """Close every pooled connection."""
+        self._drop_held()
         self.engine.dispose()
 
     # -- plumbing ------------------------------------------------------------------------------
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _locked(self) -> Iterator[None]:
+        """This process's turn to write (SQLite: the process lock, then the edge's gate)."""
         with ExitStack() as stack:
             if self._write_lock is not None:
                 stack.enter_context(self._write_lock)
             if self.gate is not None:
                 stack.enter_context(self.gate())
-            yield stack.enter_context(self.engine.begin())
+            yield
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction on a pooled connection, in this process's turn."""
+        with self._locked(), self.engine.begin() as connection:
+            yield connection
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -251,19 +268,24 @@ class JobStore:
 
     def _statements(self) -> tuple[Any, Any]:
         """The ingest path's two statements, built once: constructing them costs more than
-        running them (SQLAlchemy coerces every value), and the webhook path is the hot one."""
+        running them (SQLAlchemy coerces every value), and the webhook path is the hot one.
+
+        Both take a list of rows (SQLAlchemy sends it as one multi-row ``INSERT … VALUES``,
+        "insertmanyvalues") and return a row per row they wrote, so a batch of webhooks costs
+        two statements, not two per webhook.
+        """
         settles = bool(self.settle)
         if self._prepared is None or self._prepared[0] != settles:
-            store_event = (
+            store_events = (
                 self._insert(events)
                 .values({column: bindparam(column) for column in _EVENT_COLUMNS})
                 .on_conflict_do_nothing(index_elements=["kind", "instance", "delivery_id"])
-                .returning(events.c.id)
+                .returning(events.c.kind, events.c.instance, events.c.delivery_id)
             )
             upsert = self._insert(jobs).values(
                 {column: bindparam(column) for column in _JOB_COLUMNS}
             )
-            coalesce: dict[str, Any] = {"events": jobs.c.events + 1}
+            coalesce: dict[str, Any] = {"events": jobs.c.events + upsert.excluded.events}
             if settles:
                 # A coalesced event pushes the run back to its own settle time, but never past
                 # the job's settle deadline nor earlier than a pending backoff.
@@ -276,35 +298,33 @@ class JobStore:
                     else_=wanted,
                 )
                 coalesce["run_at"] = case((jobs.c.run_at >= capped, jobs.c.run_at), else_=capped)
-            upsert_job = upsert.on_conflict_do_update(
+            upsert_jobs = upsert.on_conflict_do_update(
                 index_elements=[jobs.c.key], index_where=db.QUEUED, set_=coalesce
-            ).returning(jobs.c.id)
-            self._prepared = (settles, (store_event, upsert_job))
+            ).returning(jobs.c.key, jobs.c.id)
+            self._prepared = (settles, (store_events, upsert_jobs))
         return self._prepared[1]
 
-    def _upsert_job(
-        self, connection: Connection, kind: str, instance: str, ticket_id: str, reason: str
-    ) -> int:
-        now = self.now(connection)
-        _, upsert_job = self._statements()
-        return int(
-            connection.execute(
-                upsert_job,
-                {
-                    "key": job_key(kind, instance, ticket_id),
-                    "kind": kind,
-                    "instance": instance,
-                    "ticket_id": ticket_id,
-                    "status": "queued",
-                    "reason": reason,
-                    "events": 1,
-                    "attempts": 0,
-                    "run_at": now + self.settle,
-                    "settle_deadline": now + self.settle_max,
-                    "created_at": now,
-                },
-            ).scalar_one()
-        )
+    def _job_row(
+        self, now: dt.datetime, kind: str, instance: str, ticket_id: str, reason: str, count: int
+    ) -> dict[str, Any]:
+        return {
+            "key": job_key(kind, instance, ticket_id),
+            "kind": kind,
+            "instance": instance,
+            "ticket_id": ticket_id,
+            "status": "queued",
+            "reason": reason,
+            "events": count,
+            "attempts": 0,
+            "run_at": now + self.settle,
+            "settle_deadline": now + self.settle_max,
+            "created_at": now,
+        }
+
+    def _upsert_jobs(self, connection: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """Queue or coalesce one job per row (distinct keys); returns each key's job id."""
+        _, upsert_jobs = self._statements()
+        return {key: int(job_id) for key, job_id in connection.execute(upsert_jobs, rows)}
 
     def ingest(self, kind: str, instance: str, event: IncomingEvent, body: bytes) -> IngestResult:
         """Store the event and coalesce it into the ticket's queued job, atomically.
@@ -315,24 +335,52 @@ class JobStore:
         item = (kind, instance, event, body)
         if self._group is not None:
             return self._group.submit(item)
-        return self._ingest_one(item)
+        return self.ingest_many([item])[0]
 
-    def _ingest_one(self, item: _Ingest) -> IngestResult:
+    def _commit_batch(self, items: list[_Ingest]) -> list[IngestResult]:
+        """A group-commit batch (the caller holds :meth:`_locked`, so one batch at a time per
+        process), on the connection kept for them. After any failure that connection is
+        dropped; the group commit then stores the items one by one on pooled connections."""
+        if self._held is None or self._held[0] != os.getpid():
+            self._held = (os.getpid(), self.engine.connect())
+        connection = self._held[1]
+        try:
+            with connection.begin():
+                results = self._store_batch(connection, items)
+        except BaseException:
+            self._drop_held()
+            raise
+        metrics.INGEST_BATCH.observe(len(items))
+        return results
+
+    def _drop_held(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and held[0] == os.getpid():
+            with suppress(SQLAlchemyError):
+                held[1].close()
+
+    def ingest_many(self, items: list[_Ingest]) -> list[IngestResult]:
+        """Store a batch of webhooks ``(kind, instance, event, body)`` in one transaction.
+
+        Returns one result per item, in order. A delivery id seen earlier in the batch, or
+        already stored, is a duplicate; the new events of one ticket coalesce into its one
+        queued job, whose ``events`` count grows by their number.
+        """
         with self._write() as connection:
-            return self._ingest_in(connection, *item)
+            results = self._store_batch(connection, items)
+        metrics.INGEST_BATCH.observe(len(items))
+        return results
 
-    def _ingest_many(self, items: list[_Ingest]) -> list[IngestResult]:
-        with self._write() as connection:
-            return [self._ingest_in(connection, *item) for item in items]
-
-    def _ingest_in(
-        self, connection: Connection, kind: str, instance: str, event: IncomingEvent, body: bytes
-    ) -> IngestResult:
-        store_event, _ = self._statements()
-        stored = connection.execute(
-            store_event,
+    def _store_batch(self, connection: Connection, items: list[_Ingest]) -> list[IngestResult]:
+        """:meth:`ingest_many` inside an open write transaction: two statements per batch."""
+        first: dict[tuple[str, str, str], int] = {}  # delivery -> its first item
+        for index, (kind, instance, event, _) in enumerate(items):
+            first.setdefault((kind, instance, event.delivery_id), index)
+        store_events, _ = self._statements()
+        now = self.now(connection)
+        rows = [
             {
-                "received_at": self.now(connection),
+                "received_at": now,
                 "kind": kind,
                 "instance": instance,
                 "ticket_id": event.ticket_id,
@@ -340,17 +388,32 @@ class JobStore:
                 "event": event.event,
                 "body": body.decode("utf-8", errors="replace"),
                 "job_key": job_key(kind, instance, event.ticket_id),
-            },
-        ).scalar()
-        if stored is None:
-            return IngestResult(duplicate=True, job_id=None)
-        job_id = self._upsert_job(connection, kind, instance, event.ticket_id, "webhook")
-        return IngestResult(duplicate=False, job_id=job_id)
+            }
+            for kind, instance, event, body in (items[index] for index in first.values())
+        ]
+        stored = {tuple(row) for row in connection.execute(store_events, rows)}
+        new = [index for delivery, index in first.items() if delivery in stored]
+        wanted: dict[str, dict[str, Any]] = {}  # job key -> its row, counting its new events
+        for index in new:
+            kind, instance, event, _ = items[index]
+            key = job_key(kind, instance, event.ticket_id)
+            if key in wanted:
+                wanted[key]["events"] += 1
+            else:
+                wanted[key] = self._job_row(now, kind, instance, event.ticket_id, "webhook", 1)
+        job_ids = self._upsert_jobs(connection, list(wanted.values())) if wanted else {}
+        results = [IngestResult(duplicate=True, job_id=None)] * len(items)
+        for index in new:
+            kind, instance, event, _ = items[index]
+            job_id = job_ids[job_key(kind, instance, event.ticket_id)]
+            results[index] = IngestResult(duplicate=False, job_id=job_id)
+        return results
 
     def enqueue(self, kind: str, instance: str, ticket_id: str, reason: str) -> int:
         """Queue a ticket without an event (sweep, backfill); coalesces like ``ingest``."""
         with self._write() as connection:
-            return self._upsert_job(connection, kind, instance, ticket_id, reason)
+            row = self._job_row(self.now(connection), kind, instance, ticket_id, reason, 1)
+            return self._upsert_jobs(connection, [row])[row["key"]]
 
     # -- running -------------------------------------------------------------------------------
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 import pytest
 
@@ -101,3 +103,58 @@ def test_batches_never_exceed_the_limit(max_batch: int) -> None:
         thread.join()
     assert sum(sizes) == 10
     assert max(sizes) <= max_batch
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Poll ``condition`` (a state the test waits for, not a guessed delay)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never came true"
+        time.sleep(0.001)
+
+
+def test_items_queued_while_the_leader_waits_for_the_lock_share_its_batch() -> None:
+    lock = threading.Lock()
+    batches: list[list[int]] = []
+
+    def run_batch(items: list[int]) -> list[int]:
+        batches.append(items)
+        return [item * 10 for item in items]
+
+    group: GroupCommit[int, int] = GroupCommit(run_batch, lambda item: item, hold=lambda: lock)
+    outcomes: dict[int, int] = {}
+
+    def submit(item: int) -> None:
+        outcomes[item] = group.submit(item)
+
+    with lock:  # another process's commit, as the leader sees it
+        threads = [threading.Thread(target=submit, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: len(group._waiting) == 6)
+    for thread in threads:
+        thread.join(5)
+    assert outcomes == {n: n * 10 for n in range(6)}
+    assert len(batches) == 1 and sorted(batches[0]) == list(range(6))
+
+
+def test_a_lock_failure_fails_the_leader_only_and_the_lead_moves_on() -> None:
+    class FailingOnce:
+        failures = 1
+
+        def __enter__(self) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise OSError("lock file gone")
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    hold = FailingOnce()
+    group: GroupCommit[int, int] = GroupCommit(
+        lambda items: [item + 1 for item in items], lambda item: item + 1, hold=lambda: hold
+    )
+    with pytest.raises(OSError, match="lock file gone"):
+        group.submit(1)
+    assert group.submit(2) == 3  # not stuck behind a leader that is gone
+    assert group._waiting == [] and not group._leading

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import select
 
 from connector.helpdesks.base import IncomingEvent
 from connector.pipeline import db
@@ -88,6 +89,50 @@ def test_a_burst_for_one_ticket_is_one_queued_job(store: JobStore) -> None:
     (job,) = store.list_jobs("queued")
     assert job.events == 1000
     assert store.counts() == {"queued": 1, "running": 0, "done": 0, "dead": 0}
+
+
+def test_a_batch_dedups_and_coalesces_in_two_statements(store: JobStore, clock: Clock) -> None:
+    from sqlalchemy import event as sa_event
+
+    running = store.ingest("fake", "a", event("9", "r1"), b"{}")
+    claimed = store.claim("w", 30)
+    assert claimed is not None and claimed.id == running.job_id
+    store.ingest("fake", "a", event("1", "old"), b"{}")
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    sa_event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        results = store.ingest_many(
+            [
+                ("fake", "a", event("1", "old"), b"{}"),  # stored before: a duplicate
+                ("fake", "a", event("1", "n1"), b'{"n": 1}'),
+                ("fake", "a", event("1", "n2"), b'{"n": 2}'),
+                ("fake", "a", event("2", "n3"), b"{}"),
+                ("fake", "a", event("1", "n1"), b'{"n": 1}'),  # earlier in this batch
+                ("fake", "b", event("1", "n1"), b"{}"),  # another instance: not a duplicate
+                ("fake", "a", event("9", "n4"), b"{}"),  # ticket 9 is running: a new job
+            ]
+        )
+    finally:
+        sa_event.remove(store.engine, "before_cursor_execute", count)
+    assert len(statements) == 2, statements  # one INSERT for the events, one for the jobs
+    assert [r.duplicate for r in results] == [True, False, False, False, True, False, False]
+    assert results[1].job_id == results[2].job_id
+    assert len({results[i].job_id for i in (1, 3, 5, 6)}) == 4
+    assert results[6].job_id != running.job_id
+    queued = {job.key: job.events for job in store.list_jobs("queued")}
+    assert queued == {"fake:a:1": 3, "fake:a:2": 1, "fake:b:1": 1, "fake:a:9": 1}
+    assert store.counts() == {"queued": 4, "running": 1, "done": 0, "dead": 0}
+    with store.engine.connect() as connection:
+        stored = connection.execute(
+            select(db.events.c.delivery_id, db.events.c.body)
+            .where(db.events.c.instance == "a", db.events.c.ticket_id == "1")
+            .order_by(db.events.c.id)
+        ).all()
+    assert [tuple(row) for row in stored] == [("old", "{}"), ("n1", '{"n": 1}'), ("n2", '{"n": 2}')]
 
 
 def test_one_running_job_per_ticket(store: JobStore, clock: Clock) -> None:

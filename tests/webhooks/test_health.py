@@ -69,6 +69,7 @@ def test_metrics_count_outcomes(client: FlaskClient, service: Service) -> None:
     def sample(name: str, **extra: str) -> float:
         return REGISTRY.get_sample_value(name, {**labels, **extra}) or 0.0
 
+    batches = REGISTRY.get_sample_value("bitrix_sla_ingest_batch_webhooks_count") or 0.0
     before = (
         sample("bitrix_sla_events_accepted_total"),
         sample("bitrix_sla_events_duplicate_total"),
@@ -88,6 +89,9 @@ def test_metrics_count_outcomes(client: FlaskClient, service: Service) -> None:
     )
 
     assert [b - a for a, b in zip(before, after, strict=True)] == [2, 1, 1, 1]
+    # three stored transactions (one a duplicate), each of one webhook: the test client
+    # sends one request at a time, so there is nothing to share a commit with
+    assert REGISTRY.get_sample_value("bitrix_sla_ingest_batch_webhooks_count") == batches + 3
     assert row_counts(service) == {"events": 2, "jobs": 2}
     response = client.get("/metrics")
     assert response.status_code == 200
