@@ -25,7 +25,6 @@ from sqlalchemy import (
     Engine,
     Row,
     and_,
-    bindparam,
     case,
     delete,
     exists,
@@ -42,6 +41,7 @@ from connector import metrics
 from connector.helpdesks.base import IncomingEvent
 from connector.pipeline import db
 from connector.pipeline.db import decisions, events, jobs, schedules
+from connector.pipeline.driver_sql import RowsStatement
 from connector.pipeline.group_commit import GroupCommit
 from connector.pipeline.retry import Backoff
 
@@ -165,7 +165,7 @@ class JobStore:
         # SQLite has one writer at a time; queueing writers of this process on a lock avoids
         # the busy handler's coarse sleeps (the p99 gotcha in the pipeline notes).
         self._write_lock = threading.Lock() if self.is_sqlite else None
-        self._prepared: tuple[bool, tuple[Any, Any]] | None = None
+        self._prepared: tuple[bool, tuple[RowsStatement, RowsStatement]] | None = None
         #: a cross-process lock taken around every write transaction (the edge's SQLite gate)
         self.gate: Callable[[], AbstractContextManager[None]] | None = None
         self._group: GroupCommit[_Ingest, IngestResult] | None = None
@@ -266,43 +266,50 @@ class JobStore:
 
     # -- enqueueing ----------------------------------------------------------------------------
 
-    def _statements(self) -> tuple[Any, Any]:
-        """The ingest path's two statements, built once: constructing them costs more than
-        running them (SQLAlchemy coerces every value), and the webhook path is the hot one.
-
-        Both take a list of rows (SQLAlchemy sends it as one multi-row ``INSERT … VALUES``,
-        "insertmanyvalues") and return a row per row they wrote, so a batch of webhooks costs
-        two statements, not two per webhook.
-        """
+    def _statements(self) -> tuple[RowsStatement, RowsStatement]:
+        """The ingest path's two statements: store the events of a batch, then queue or
+        coalesce their jobs; each one multi-row statement, however many rows (see
+        :mod:`connector.pipeline.driver_sql` for why they bypass ``Connection.execute``)."""
         settles = bool(self.settle)
         if self._prepared is None or self._prepared[0] != settles:
-            store_events = (
-                self._insert(events)
-                .values({column: bindparam(column) for column in _EVENT_COLUMNS})
-                .on_conflict_do_nothing(index_elements=["kind", "instance", "delivery_id"])
-                .returning(events.c.kind, events.c.instance, events.c.delivery_id)
+            dialect = self.engine.dialect
+            store_events = RowsStatement(
+                lambda rows: (
+                    self._insert(events)
+                    .values(rows)
+                    .on_conflict_do_nothing(index_elements=["kind", "instance", "delivery_id"])
+                    .returning(events.c.kind, events.c.instance, events.c.delivery_id)
+                ),
+                [events.c[column] for column in _EVENT_COLUMNS],
+                dialect,
             )
-            upsert = self._insert(jobs).values(
-                {column: bindparam(column) for column in _JOB_COLUMNS}
+            upsert_jobs = RowsStatement(
+                lambda rows: self._upsert_statement(rows, settles),
+                [jobs.c[column] for column in _JOB_COLUMNS],
+                dialect,
             )
-            coalesce: dict[str, Any] = {"events": jobs.c.events + upsert.excluded.events}
-            if settles:
-                # A coalesced event pushes the run back to its own settle time, but never past
-                # the job's settle deadline nor earlier than a pending backoff.
-                wanted = upsert.excluded.run_at
-                capped = case(
-                    (
-                        and_(jobs.c.settle_deadline.is_not(None), wanted > jobs.c.settle_deadline),
-                        jobs.c.settle_deadline,
-                    ),
-                    else_=wanted,
-                )
-                coalesce["run_at"] = case((jobs.c.run_at >= capped, jobs.c.run_at), else_=capped)
-            upsert_jobs = upsert.on_conflict_do_update(
-                index_elements=[jobs.c.key], index_where=db.QUEUED, set_=coalesce
-            ).returning(jobs.c.key, jobs.c.id)
             self._prepared = (settles, (store_events, upsert_jobs))
         return self._prepared[1]
+
+    def _upsert_statement(self, rows: list[dict[str, Any]], settles: bool) -> Any:
+        """Insert queued jobs; a ticket's existing queued job absorbs the row instead."""
+        upsert = self._insert(jobs).values(rows)
+        coalesce: dict[str, Any] = {"events": jobs.c.events + upsert.excluded.events}
+        if settles:
+            # A coalesced event pushes the run back to its own settle time, but never past
+            # the job's settle deadline nor earlier than a pending backoff.
+            wanted = upsert.excluded.run_at
+            capped = case(
+                (
+                    and_(jobs.c.settle_deadline.is_not(None), wanted > jobs.c.settle_deadline),
+                    jobs.c.settle_deadline,
+                ),
+                else_=wanted,
+            )
+            coalesce["run_at"] = case((jobs.c.run_at >= capped, jobs.c.run_at), else_=capped)
+        return upsert.on_conflict_do_update(
+            index_elements=[jobs.c.key], index_where=db.QUEUED, set_=coalesce
+        ).returning(jobs.c.key, jobs.c.id)
 
     def _job_row(
         self, now: dt.datetime, kind: str, instance: str, ticket_id: str, reason: str, count: int
@@ -324,7 +331,7 @@ class JobStore:
     def _upsert_jobs(self, connection: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
         """Queue or coalesce one job per row (distinct keys); returns each key's job id."""
         _, upsert_jobs = self._statements()
-        return {key: int(job_id) for key, job_id in connection.execute(upsert_jobs, rows)}
+        return {key: int(job_id) for key, job_id in upsert_jobs.execute(connection, rows)}
 
     def ingest(self, kind: str, instance: str, event: IncomingEvent, body: bytes) -> IngestResult:
         """Store the event and coalesce it into the ticket's queued job, atomically.
@@ -391,7 +398,7 @@ class JobStore:
             }
             for kind, instance, event, body in (items[index] for index in first.values())
         ]
-        stored = {tuple(row) for row in connection.execute(store_events, rows)}
+        stored = set(store_events.execute(connection, rows))
         new = [index for delivery, index in first.items() if delivery in stored]
         wanted: dict[str, dict[str, Any]] = {}  # job key -> its row, counting its new events
         for index in new:
