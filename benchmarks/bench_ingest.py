@@ -24,11 +24,12 @@ What bounds durable throughput (2 vCPUs shared with wrk; an fsync costs ≈ 0.3 
 ≈ 0.1 ms CPU here): SQLite admits one writer at a time across the four processes, and every
 commit is an fsync (``synchronous=FULL``). Group commit (``connector.pipeline.group_commit``)
 makes each commit carry every webhook its process has queued by the time the process's turn
-comes, and a batch is two statements whatever its size. What is left is CPU: about 1.2–1.5 ms
-per durable request against about 0.45 ms for the bare endpoint, most of it Python (gunicorn's
-threads and the GIL handing over at every wait, SQLAlchemy's execution machinery, Flask). The
-request threads of a process also serve one process's share of connections only: wrk's
-keep-alive connections stay with the worker that accepted them, so batches are uneven.
+comes, and a batch is two multi-row statements run on the driver's cursor
+(``connector.pipeline.driver_sql``). What is left is CPU per request, mostly Python: gunicorn's
+threads and the GIL changing hands at every wait, Flask, and the batch's own work, against
+about 0.45 ms per request for the bare endpoint. wrk's keep-alive connections also stay with
+the worker that accepted them, so one process often carries most of the load, GIL-bound, while
+the machine is not fully busy; runs therefore vary, hence the rounds.
 """
 
 from __future__ import annotations
