@@ -175,7 +175,7 @@ class JobStore:
                 lambda item: self.ingest_many([item])[0],
                 hold=self._locked,
             )
-        #: (pid, connection) the group committer keeps between batches: a pool checkout and
+        #: (pid, connection) group-commit batches run on, kept between batches: a pool checkout and
         #: check-in per batch cost about as much as the batch's statements
         self._held: tuple[int, Connection] | None = None
 
