@@ -35,8 +35,7 @@ class RowsStatement:
     def __init__(self, build: Builder, columns: Sequence[Column[Any]], dialect: Dialect) -> None:
         self._build = build
         self._dialect = dialect
-        self._names = [column.name for column in columns]
-        self._types = {column.name: column.type for column in columns}
+        self._columns = list(columns)
         self._processors = [
             (column.name, column.type.bind_processor(dialect)) for column in columns
         ]
@@ -47,7 +46,7 @@ class RowsStatement:
         found = self._compiled.get(count)
         if found is None:
             rows = [
-                {name: bindparam(f"{name}_{n}", type_=self._types[name]) for name in self._names}
+                {c.name: bindparam(f"{c.name}_{n}", type_=c.type) for c in self._columns}
                 for n in range(count)
             ]
             compiled = self._build(rows).compile(dialect=self._dialect)
