@@ -82,6 +82,8 @@ RATE = 200.0
 Popen = subprocess.Popen[bytes]
 
 BARE_APP = """
+import gc
+
 from flask import Flask, jsonify
 
 app = Flask(__name__)
@@ -90,6 +92,11 @@ app = Flask(__name__)
 @app.post("/webhooks/fake/bench")
 def receive():
     return jsonify({"status": "accepted"}), 202
+
+
+# as webhooks.wsgi does (freeze_boot_heap), so both apps run with the same collector settings
+gc.collect()
+gc.freeze()
 """
 
 WRK_SCRIPT = """

@@ -191,13 +191,14 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from werkzeug.serving import make_server
 
     from connector.service import Service
-    from webhooks.app import create_app
+    from webhooks.app import create_app, freeze_boot_heap
 
     _logging(args.log_level)
     service = Service.from_settings(_settings(args))
     worker = service.worker(args.concurrency)
     app = create_app(service, worker=worker)
     server = make_server(args.host, args.port, app, threaded=True)
+    freeze_boot_heap()
     worker.start()
 
     def stop() -> None:

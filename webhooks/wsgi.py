@@ -5,12 +5,16 @@ Settings come from the environment (``DATABASE_URL``, ``BITRIX_SLA_CONFIG``, …
 (database pool, adapters); migrations run under a lock, so concurrent boots are safe. An invalid
 configuration raises here and gunicorn exits instead of serving.
 
+Once the app is built, what booting made is frozen out of the cyclic collector's reach
+(:func:`~webhooks.app.freeze_boot_heap`), as ``bitrix-sla serve`` does too.
+
 For ``/metrics`` to sum counters over workers, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty
 writable directory before gunicorn starts.
 """
 
 from __future__ import annotations
 
-from webhooks.app import create_app
+from webhooks.app import create_app, freeze_boot_heap
 
 app = create_app()
+freeze_boot_heap()
