@@ -22,7 +22,14 @@ with apt-get when missing). Not part of the test suite.
 
 Each wrk run also reads, from /proc, the CPU its server's processes used per request and the
 share of the machine left idle: req/s drifts with the VM, CPU per request much less, and
-bare/durable CPU is what the throughput ratio tends to when both are CPU-bound.
+bare/durable CPU is what the throughput ratio tends to when both are CPU-bound. It also shows
+how wrk's 16 keep-alive connections were spread over the 4 workers (sampled mid-run): wrk opens
+them once, each worker keeps what it accepted, and the accept race decides the spread anew on
+every run. A worker commits only its own connections' webhooks, so the spread moves durable
+throughput (measured on one server in a row: 16 on one worker 1409 req/s, 8/8 2931, most
+others 2200–2700) and hardly moves bare. That is most of the run-to-run spread of the durable
+figures; capping a worker's connections (``--worker-connections 10``) removed the worst
+spreads but not the median gap.
 
 What bounds durable throughput (2 vCPUs shared with wrk; measured by swapping parts of the edge
 out under the same load): the bare endpoint costs ≈ 0.33 ms of CPU per request; the real edge
@@ -32,11 +39,19 @@ with 10–15 % of the machine idle while the processes queue for SQLite's one wr
 through the app in a single thread with nothing else running costs ≈ 0.43 ms of CPU (0.13 ms of
 it the fsync), so most of the difference is what waiting costs on this VM: every thread woken (a
 follower by its batch's leader, a leader by the lock or the disk) costs about 0.1 ms, and a
-durable request has one or two such waits more than a bare one. Also tried, none better than
-this design by more than the ±15 % noise: a single writer process fed over a Unix socket (its
-round trip costs as much as the wait it replaces), fsyncing the WAL after releasing the lock,
-other worker and thread counts, other switch intervals; gevent workers with the batch in a real
-thread were worse.
+durable request has one or two such waits more than a bare one (its threads make 7–8
+voluntary context switches per request, the bare endpoint's 2.7). The write lock is the queue
+every process waits in, and a leader holds it about three times as long as it runs (1.5 ms for
+0.5 ms of CPU with five webhooks): each time the driver releases the GIL inside the batch, a
+request thread of the same process takes it, and the leader waits for it to let go.
+
+Also tried, none better than this design by more than the ±15 % noise: a single writer process
+fed over a Unix socket (its round trip costs as much as the wait it replaces), fsyncing the WAL
+after releasing the lock, other worker and thread counts, other switch intervals (also a short
+one only while a leader holds the write lock), holding a process's other requests back while
+its leader commits, the events INSERT without RETURNING (the row count says whether all rows
+were new), a connection per request (``Connection: close``, as Zammad's and Znuny's senders
+do: 45 % as well); gevent workers with the batch in a real thread were worse.
 """
 
 from __future__ import annotations
@@ -58,7 +73,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,9 +150,17 @@ class Figures:
     #: share of the machine's CPU left idle during the run; wrk runs only
     cpu_ms: float | None = None
     idle: float | None = None
+    #: wrk's connections held by each gunicorn worker, sampled mid-run; wrk runs only
+    connections: list[int] | None = None
+
+    @property
+    def spread(self) -> str:
+        return "" if not self.connections else "/".join(map(str, self.connections))
 
     def line(self) -> str:
         note = f"  {self.note}" if self.note else ""
+        if self.spread and not self.note:
+            note = f"  connections per worker {self.spread}"
         cpu = "" if self.cpu_ms is None else f"{self.cpu_ms:>8.3f}"
         idle = "" if self.idle is None else f"{self.idle:>6.0%}"
         return (
@@ -233,8 +256,8 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text.rsplit(")", 1)[1].split()
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """User + system CPU of ``root`` and every process below it (all their threads)."""
+def process_tree(root: int) -> set[int]:
+    """``root`` and every process below it."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and (fields := _stat_fields(int(entry.name))) is not None:
@@ -245,11 +268,40 @@ def tree_cpu_seconds(root: int) -> float:
         children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
         tree.update(children)
         frontier.extend(children)
+    return tree
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU of ``root`` and every process below it (all their threads)."""
     total = 0
-    for pid in tree:
+    for pid in process_tree(root):
         if (fields := _stat_fields(pid)) is not None:
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / TICKS
+
+
+def connections_per_worker(root: int, port: int) -> list[int]:
+    """Established client connections to ``port`` held by each process of the server, most
+    first. wrk opens its connections once and keeps them; which gunicorn worker accepts each
+    one is a race, and it decides how many webhooks each worker can put in one commit."""
+    established: set[str] = set()  # socket inodes
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()  # sl, local, remote, state, ..., inode (10th)
+                if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    established.add(fields[9])
+    counts = []
+    for pid in process_tree(root):
+        held = 0
+        with suppress(OSError):  # a process gone, or a descriptor closed while we look
+            for descriptor in Path(f"/proc/{pid}/fd").iterdir():
+                with suppress(OSError):
+                    target = os.readlink(descriptor)
+                    held += target.startswith("socket:[") and target[8:-1] in established
+        if held:
+            counts.append(held)
+    return sorted(counts, reverse=True)
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -271,9 +323,18 @@ def _ms(text: str) -> float:
 def measured_wrk(
     wrk: str, server: Popen, url: str, app: str, seconds: int, workdir: Path
 ) -> Figures:
-    """:func:`run_wrk`, plus the server's CPU per request and the machine's idle share."""
+    """:func:`run_wrk`, plus the server's CPU per request, the machine's idle share and how
+    wrk's connections were spread over the workers (sampled half-way through)."""
+    port = int(url.rsplit(":", 1)[1])
+    spread: list[list[int]] = []
+    sampler = threading.Timer(
+        seconds / 2, lambda: spread.append(connections_per_worker(server.pid, port))
+    )
     cpu_before, (idle_before, total_before) = tree_cpu_seconds(server.pid), machine_ticks()
+    sampler.start()
     figures = run_wrk(wrk, url, app, seconds, workdir)
+    sampler.join()
+    figures.connections = spread[0] if spread else None
     cpu_after, (idle_after, total_after) = tree_cpu_seconds(server.pid), machine_ticks()
     requests = figures.rps * seconds
     if requests:
@@ -443,12 +504,12 @@ def throughput_rounds(
     for label, figures in runs.items():
         ordered = sorted(figures, key=lambda item: item.rps)
         median = ordered[len(ordered) // 2]
-        spread = f"runs {', '.join(f'{item.rps:.0f}' for item in figures)}"
+        spread = "runs " + ", ".join(f"{item.rps:.0f} ({item.spread or '?'})" for item in figures)
         medians.append(
             Figures(
                 label, "wrk", f"{label}, wrk 16 conn. (median run)", median.rps, median.p50,
                 median.p99, sum(item.non_2xx for item in figures), spread,
-                median.cpu_ms, median.idle,
+                median.cpu_ms, median.idle, median.connections,
             )
         )  # fmt: skip
     return medians
