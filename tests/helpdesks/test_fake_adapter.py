@@ -17,23 +17,16 @@ from connector.helpdesks.fake import FakeAdapter, FakeReceiver
 from connector.helpdesks.signatures import HeaderSource
 from connector.policy.ticket import Party
 from connector.sandbox.fake_helpdesk import FakeHelpdesk
+from tests.clock import Clock
 
 TOKEN = "api-tok-5e6f7a8b"
 HOOK_TOKEN = "hook-tok-1a2b3c"
 START = dt.datetime(2026, 1, 12, 9, 0, tzinfo=dt.UTC)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 @pytest.fixture

@@ -18,23 +18,11 @@ from connector.pipeline.store import JobStore
 from connector.pipeline.worker import Worker
 from connector.policy.decision import Policy
 from connector.sandbox.fake_helpdesk import FakeHelpdesk
+from tests.clock import Clock
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-api-token"
 QUICK = InJobRetry(attempts=2, base_seconds=0.01, cap_seconds=0.02, retry_after_cap_seconds=0.2)
-
-
-class Clock:
-    """A clock the test moves by hand (the store's view of time)."""
-
-    def __init__(self) -> None:
-        self.now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += dt.timedelta(seconds=seconds)
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +45,7 @@ def adapter(helpdesk: FakeHelpdesk) -> FakeAdapter:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(dt.datetime.now(dt.UTC).replace(microsecond=0))
 
 
 @pytest.fixture

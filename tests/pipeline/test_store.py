@@ -14,26 +14,14 @@ from connector.helpdesks.base import IncomingEvent
 from connector.pipeline import db
 from connector.pipeline.retry import Backoff
 from connector.pipeline.store import JobStore, RunRecord
+from tests.clock import Clock
 
 T0 = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.UTC)
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += dt.timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture
@@ -164,7 +152,7 @@ def test_jobs_wait_for_their_run_at(store: JobStore, clock: Clock) -> None:
     assert 8 <= delay <= 12  # base 10 s, jitter 0.8-1.2
     assert queued.last_error == "503 from helpdesk"
     assert store.claim("w", 30) is None
-    clock.advance(12)
+    clock.advance(seconds=12)
     assert store.claim("w", 30) is not None
 
 
@@ -191,7 +179,7 @@ def test_old_jobs_give_up_by_age(store: JobStore, clock: Clock) -> None:
     store.ingest("fake", "a", event("1", "d1"), b"{}")
     job = store.claim("w", 30)
     assert job is not None
-    clock.advance(3601)
+    clock.advance(seconds=3601)
     assert store.fail(job, "w", "still down", permanent=False, record=record(clock)) == "dead"
 
 
@@ -244,11 +232,11 @@ def test_expired_leases_are_reaped_and_fenced(store: JobStore, clock: Clock) -> 
     store.ingest("fake", "a", event("1", "d1"), b"{}")
     job = store.claim("w1", 30)
     assert job is not None
-    clock.advance(20)
+    clock.advance(seconds=20)
     assert store.heartbeat(job.id, "w1", 30)  # lease now ends at +50 s
-    clock.advance(25)
+    clock.advance(seconds=25)
     assert store.reap() == 0
-    clock.advance(10)
+    clock.advance(seconds=10)
     assert store.reap() == 1
     assert not store.heartbeat(job.id, "w1", 30)  # the lease is gone
     again = store.claim("w2", 30)
@@ -277,7 +265,7 @@ def test_periodic_tick_has_one_owner_across_replicas(database_url: str, clock: C
             thread.start()
         for thread in threads:
             thread.join()
-        clock.advance(61)
+        clock.advance(seconds=61)
     assert len(owners) == 3
     for replica in replicas:
         replica.close()
@@ -287,7 +275,7 @@ def test_periodic_tick_has_one_owner_across_replicas(database_url: str, clock: C
 def test_tick_returns_the_previous_run(store: JobStore, clock: Clock) -> None:
     assert store.try_tick("sweep", 60, "a") == dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     assert store.try_tick("sweep", 60, "a") is None
-    clock.advance(60)
+    clock.advance(seconds=60)
     assert store.try_tick("sweep", 60, "a") == T0
 
 
@@ -297,7 +285,7 @@ def test_purge_keeps_recent_and_unfinished_work(store: JobStore, clock: Clock) -
     assert job is not None
     store.finish(job, "w", record(clock))
     store.ingest("fake", "a", event("2", "d2"), b"{}")  # still queued
-    clock.advance(86400 * 31)
+    clock.advance(seconds=86400 * 31)
     store.ingest("fake", "a", event("3", "d3"), b"{}")  # recent
     removed = store.purge(dt.timedelta(days=30))
     assert removed == {"events": 2, "jobs": 1, "decisions": 1}
@@ -312,11 +300,11 @@ def test_settle_window_debounces_a_ticket(database_url: str, clock: Clock) -> No
         store.ingest("fake", "a", event("1", "d1"), b"{}")
         (job,) = store.list_jobs("queued")
         assert job.run_at == T0 + dt.timedelta(seconds=2)
-        clock.advance(1.5)  # another event inside the window pushes the run back
+        clock.advance(seconds=1.5)  # another event inside the window pushes the run back
         store.ingest("fake", "a", event("1", "d2"), b"{}")
         assert store.list_jobs("queued")[0].run_at == T0 + dt.timedelta(seconds=3.5)
         assert store.claim("w", 30) is None
-        clock.advance(3)  # a steady stream still runs within settle_max of the first event
+        clock.advance(seconds=3)  # a steady stream still runs within settle_max of the first event
         store.ingest("fake", "a", event("1", "d3"), b"{}")
         assert store.list_jobs("queued")[0].run_at == T0 + dt.timedelta(seconds=5)
         clock.now = T0 + dt.timedelta(seconds=5)

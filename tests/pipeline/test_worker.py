@@ -16,7 +16,8 @@ from connector.pipeline.store import JobStore
 from connector.pipeline.worker import PeriodicTask
 from connector.policy.decision import Policy, decide
 from connector.sandbox.fake_helpdesk import FakeHelpdesk, wait_until
-from tests.pipeline.conftest import Clock, make_worker, partner_ticket
+from tests.clock import Clock
+from tests.pipeline.conftest import make_worker, partner_ticket
 
 
 def ingest(store: JobStore, ticket_id: str, delivery: str) -> None:
@@ -89,7 +90,7 @@ def test_an_outage_converges_with_backoff_and_nothing_dead(
 
     helpdesk.resume()
     helpdesk.faults.fail_for(3600, status=500)
-    clock.advance(40)  # past the first backoff (30 s ± 20 %)
+    clock.advance(seconds=40)  # past the first backoff (30 s ± 20 %)
     list(worker.drain())
     assert {job.attempts for job in store.list_jobs("queued")} == {2}
     assert all("500" in (job.last_error or "") for job in store.list_jobs("queued"))
@@ -97,7 +98,7 @@ def test_an_outage_converges_with_backoff_and_nothing_dead(
     helpdesk.faults.clear()
     # a 503 with Retry-After is retried inside the job, after the asked delay
     helpdesk.faults.fail_next(1, status=503, retry_after=0.1)
-    clock.advance(80)
+    clock.advance(seconds=80)
     assert len(list(worker.drain())) == 4
     assert store.counts() == {"queued": 0, "running": 0, "done": 4, "dead": 0}
     # and so is a 429
@@ -197,7 +198,7 @@ def test_periodic_tasks_run_once_per_tick_across_two_workers(
                 thread.start()
             for thread in threads:
                 thread.join()
-            clock.advance(61)
+            clock.advance(seconds=61)
     finally:
         for worker in workers:
             worker.store.close()

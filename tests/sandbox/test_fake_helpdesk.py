@@ -21,6 +21,7 @@ from connector.errors import RequestError
 from connector.helpdesks.base import IncomingEvent
 from connector.helpdesks.fake import FakeReceiver
 from connector.sandbox.fake_helpdesk import FakeHelpdesk, wait_until
+from tests.clock import Clock
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -28,19 +29,6 @@ if TYPE_CHECKING:
 TOKEN = "api-s3cret-token"
 HOOK_TOKEN = "hook-s3cret-token"
 START = dt.datetime(2026, 1, 12, 9, 0, tzinfo=dt.UTC)
-
-
-class Clock:
-    """A clock the test moves by hand, so ``updated_at`` is predictable."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, minutes: int) -> None:
-        self.now += dt.timedelta(minutes=minutes)
 
 
 class Api:
@@ -100,7 +88,7 @@ class Sink:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 @pytest.fixture

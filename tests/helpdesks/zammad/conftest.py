@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from connector.helpdesks.signatures import sign
 from connector.sandbox.zammad import INTEGRATION_TOKEN, ZammadSandbox
 from connector.settings import InstanceSettings
+from tests.clock import Clock
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures" / "zammad"
@@ -80,20 +81,6 @@ OVERRIDES = {
 }
 
 
-class Clock:
-    """A clock the test moves by hand (the sandbox's view of time)."""
-
-    def __init__(self, now: dt.datetime | None = None) -> None:
-        self.now = now or dt.datetime(2026, 3, 2, 7, 0, tzinfo=dt.UTC)  # a Monday, 10:00 MSK
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> dt.datetime:
-        self.now += dt.timedelta(**delta)
-        return self.now
-
-
 def customer_attributes(zammad: ZammadSandbox) -> None:
     """What the tier rules read: organization license type, customer license key."""
     zammad.add_attribute(
@@ -128,7 +115,7 @@ def override_attribute(zammad: ZammadSandbox) -> None:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(dt.datetime(2026, 3, 2, 7, 0, tzinfo=dt.UTC))  # a Monday, 10:00 MSK
 
 
 @pytest.fixture

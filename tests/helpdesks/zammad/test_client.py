@@ -19,8 +19,9 @@ from connector.helpdesks.base import HelpdeskAdapter, WritePlan
 from connector.helpdesks.zammad import ZammadAdapter, ZammadApi, load_options
 from connector.policy.ticket import Party
 from connector.sandbox.zammad import ZammadSandbox
+from tests.clock import Clock
 
-from .conftest import API_TOKEN, Clock, customer_attributes, managed_attributes, zammad_instance
+from .conftest import API_TOKEN, customer_attributes, managed_attributes, zammad_instance
 
 DUE = "2026-03-02T12:00:00Z"
 

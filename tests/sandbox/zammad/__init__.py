@@ -27,19 +27,6 @@ __all__ = ["ADMIN_TOKEN", "INTEGRATION_TOKEN"]
 _numbers = itertools.count(1)
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, minutes: float) -> None:
-        self.now += dt.timedelta(minutes=minutes)
-
-
 class Api:
     """A plain ``requests`` client of the sandbox's REST API, as one user."""
 

@@ -8,12 +8,13 @@ from collections.abc import Iterator
 import pytest
 
 from connector.sandbox.zammad import ZammadSandbox
-from tests.sandbox.zammad import Api, Clock
+from tests.clock import Clock
+from tests.sandbox.zammad import START, Api
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 @pytest.fixture

@@ -9,14 +9,15 @@ import pytest
 import requests
 
 from connector.sandbox.zammad import ADMIN_TOKEN, INTEGRATION_TOKEN, ZammadSandbox
-from tests.sandbox.zammad import Api, Clock, customer_ticket, license_attribute
+from tests.clock import Clock
+from tests.sandbox.zammad import START, Api, customer_ticket, license_attribute
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 @pytest.fixture
 def zammad() -> Iterator[ZammadSandbox]:
-    with ZammadSandbox(clock=Clock()) as sandbox:
+    with ZammadSandbox(clock=Clock(START)) as sandbox:
         yield sandbox
 
 

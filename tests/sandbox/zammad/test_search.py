@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from connector.sandbox.zammad import ZammadSandbox
-from tests.sandbox.zammad import Api, Clock, customer_ticket, license_attribute
+from tests.clock import Clock
+from tests.sandbox.zammad import Api, customer_ticket, license_attribute
 
 OPEN = 'state.name:(new OR open OR "pending reminder")'
 
@@ -30,7 +31,7 @@ def tickets(zammad: ZammadSandbox, clock: Clock) -> list[int]:
     created = []
     for state in ("new", "open", "pending reminder", "closed", "open"):
         created.append(customer_ticket(zammad, f"ticket {state}", state=state))
-        clock.advance(1)
+        clock.advance(minutes=1)
     return created
 
 
@@ -53,7 +54,7 @@ def test_default_order_is_updated_at_descending(
     zammad: ZammadSandbox, api: Api, clock: Clock, tickets: list[int]
 ) -> None:
     assert ids(api, query=OPEN) == [5, 3, 2, 1]
-    clock.advance(1)
+    clock.advance(minutes=1)
     zammad.update_ticket(tickets[1], title="most recent")
     assert ids(api, query=OPEN) == [2, 5, 3, 1]
     assert ids(api, query=OPEN, sort_by="created_at", order_by="asc") == [1, 2, 3, 5]

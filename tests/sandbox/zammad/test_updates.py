@@ -7,14 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from connector.sandbox.zammad import ADMIN_TOKEN, ZammadSandbox
-from tests.sandbox.zammad import (
-    Api,
-    Clock,
-    customer_ticket,
-    due_attribute,
-    idle_webhook,
-    tier_attribute,
-)
+from tests.clock import Clock
+from tests.sandbox.zammad import Api, customer_ticket, due_attribute, idle_webhook, tier_attribute
 
 ALWAYS_UPDATE = {"ticket.action": {"operator": "is", "value": "update"}}
 
@@ -32,7 +26,7 @@ def put(api: Api, ticket_id: int, body: dict[str, object], **params: str) -> tup
 
 def test_unknown_keys_are_silently_dropped(zammad: ZammadSandbox, api: Api, clock: Clock) -> None:
     ticket_id = customer_ticket(zammad)
-    clock.advance(5)
+    clock.advance(minutes=5)
     status, body = put(api, ticket_id, {"title": "Renamed", "no_such_field": 1})
     assert (status, body["title"]) == (200, "Renamed")
     assert "no_such_field" not in body
@@ -148,7 +142,7 @@ def test_a_put_that_changes_nothing_is_no_transaction(
     )
     ticket_id = customer_ticket(zammad)
     put(api, ticket_id, {"title": "Same"})
-    clock.advance(5)
+    clock.advance(minutes=5)
     status, body = put(api, ticket_id, {"title": "Same", "unknown": 1})
     assert (status, body["updated_at"]) == (200, "2026-03-02T09:00:00.000Z")
     assert [firing.action for firing in zammad.fired()] == ["update"]
@@ -162,7 +156,7 @@ def test_tag_add_is_201_true_and_remove_is_200_true(
 ) -> None:
     ticket_id = customer_ticket(zammad)
     tag = {"item": "sla:tier:partner", "object": "Ticket", "o_id": ticket_id}
-    clock.advance(1)
+    clock.advance(minutes=1)
     added = api("POST", "/api/v1/tags/add", json=tag)
     assert (added.status_code, added.json()) == (201, True)
     again = api("POST", "/api/v1/tags/add", json=tag)

@@ -12,11 +12,12 @@ import pytest
 
 from connector.sandbox.fake_helpdesk import wait_until
 from connector.sandbox.zammad import ADMIN_TOKEN, ZammadSandbox
+from tests.clock import Clock
 from tests.sandbox.zammad import (
     HOOK_SECRET,
     QUICK,
+    START,
     Api,
-    Clock,
     Received,
     Sink,
     assert_signed,
@@ -32,7 +33,7 @@ UPDATE = {"ticket.action": {"operator": "is", "value": "update"}}
 
 @pytest.fixture
 def zammad() -> Iterator[ZammadSandbox]:
-    with ZammadSandbox(clock=Clock(), retry_schedule=QUICK) as sandbox:
+    with ZammadSandbox(clock=Clock(START), retry_schedule=QUICK) as sandbox:
         yield sandbox
 
 

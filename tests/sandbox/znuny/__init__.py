@@ -43,19 +43,6 @@ def captured(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
-class Clock:
-    """A clock the test moves by hand, so Created/Changed are predictable."""
-
-    def __init__(self, now: dt.datetime = START) -> None:
-        self.now = now
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += dt.timedelta(seconds=seconds)
-
-
 class Api:
     """A plain ``requests`` client of the sandbox's web service."""
 

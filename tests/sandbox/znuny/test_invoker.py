@@ -10,7 +10,8 @@ import pytest
 
 from connector.sandbox.fake_helpdesk import wait_until
 from connector.sandbox.znuny import RetryPolicy, ZnunySandbox, webservice_yaml
-from tests.sandbox.znuny import ROOT, SLABOT, START, Api, Clock, Sink, captured
+from tests.clock import Clock
+from tests.sandbox.znuny import ROOT, SLABOT, START, Api, Sink, captured
 
 QUICK = RetryPolicy(start=0.05, factor=2, max=0.2, count=3, period=60)
 FIELDS = ("SLADueDate", "SupportTier", "SLAScopeTags", "SupportScope")

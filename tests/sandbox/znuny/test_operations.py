@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from connector.sandbox.znuny import ZnunySandbox
-from tests.sandbox.znuny import ROOT, SLABOT, Api, Clock
+from tests.clock import Clock
+from tests.sandbox.znuny import ROOT, SLABOT, START, Api
 
 TIERS = {"PossibleValues": {"gold": "Gold", "silver": "Silver"}, "PossibleNone": 1}
 SCOPES = {"PossibleValues": {"email": "E-mail", "phone": "Phone", "chat": "Chat"}}
@@ -21,7 +22,7 @@ def stored(znuny: ZnunySandbox, ticket_id: int) -> dict[str, Any]:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 @pytest.fixture
@@ -80,7 +81,7 @@ def test_invalid_field_is_an_error_with_http_200_and_changes_nothing(
     api: Api, znuny: ZnunySandbox, clock: Clock, field: dict[str, Any], expected: str
 ) -> None:
     before = stored(znuny, 1)
-    clock.advance(60)
+    clock.advance(seconds=60)
     body = {
         "Ticket": {"Title": "Should not be applied", "Priority": "5 very high"},
         "DynamicField": [{"Name": "SLANote", "Value": "valid but not applied"}, field],
@@ -119,7 +120,7 @@ def test_update_of_a_missing_ticket_is_access_denied(api: Api) -> None:
 def test_every_write_sets_change_by_and_changed(
     api: Api, znuny: ZnunySandbox, clock: Clock
 ) -> None:
-    clock.advance(90)
+    clock.advance(seconds=90)
     api.patch(1, {"DynamicField": {"Name": "SupportTier", "Value": "gold"}}, auth=SLABOT)
     ticket = znuny.ticket(1)
     assert (ticket["ChangeBy"], ticket["Changed"]) == (2, "2026-11-28 04:01:37")
@@ -131,7 +132,7 @@ def test_writing_the_same_value_changes_nothing(
 ) -> None:
     api.patch(1, {"DynamicField": {"Name": "SupportTier", "Value": "gold"}})
     before = stored(znuny, 1)
-    clock.advance(60)
+    clock.advance(seconds=60)
     api.patch(1, {"DynamicField": {"Name": "SupportTier", "Value": "gold"}}, auth=SLABOT)
     assert stored(znuny, 1) == before
 

@@ -9,12 +9,13 @@ import pytest
 import requests
 
 from connector.sandbox.znuny import ZnunySandbox
-from tests.sandbox.znuny import ROOT, START, Api, Clock
+from tests.clock import Clock
+from tests.sandbox.znuny import ROOT, START, Api
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 @pytest.fixture

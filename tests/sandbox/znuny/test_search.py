@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 
 from connector.sandbox.znuny import ZnunySandbox
-from tests.sandbox.znuny import ROOT, Api, Clock
+from tests.clock import Clock
+from tests.sandbox.znuny import ROOT, START, Api
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def znuny(clock: Clock) -> Iterator[ZnunySandbox]:
                 title=title, customer_user="c@shop.example", body="b", state=state,
                 dynamic_fields=fields, queue="VIP" if title == "Question" else "Raw",
             )  # fmt: skip
-            clock.advance(60)
+            clock.advance(seconds=60)
         yield sandbox
 
 
@@ -89,7 +90,7 @@ def test_state_type(api: Api, state_type: str | list[str], expected: list[str] |
 
 def test_changed_since(api: Api, znuny: ZnunySandbox, clock: Clock) -> None:
     assert get(api, TicketChangeTimeNewerDate="2026-11-28 04:01:07") == {"TicketID": ["3", "2"]}
-    clock.advance(600)
+    clock.advance(seconds=600)
     znuny.update_ticket(1, title="Site down again")
     assert get(api, TicketChangeTimeNewerDate="2026-11-28 04:10:00") == {"TicketID": ["1"]}
     assert get(api, TicketChangeTimeNewerMinutes=5) == {"TicketID": ["1"]}
