@@ -37,9 +37,14 @@ def bitrix_sla(
         assert match, line + (process.stderr.read() if process.stderr else "")
         yield process, match.group(0)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        reap(process)
+
+
+def reap(process: subprocess.Popen[str]) -> None:
+    """Kill ``process`` if it is still running, wait for it, and close its pipes."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()

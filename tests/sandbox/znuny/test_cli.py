@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from connector.sandbox.fake_helpdesk import wait_until
+from tests.processes import reap
 from tests.sandbox.znuny import Sink
 
 ROOT_DIR = Path(__file__).resolve().parents[3]
@@ -45,12 +46,7 @@ def stop(process: subprocess.Popen[str]) -> int:
         process.send_signal(signal.SIGTERM)
         return process.wait(timeout=20)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        reap(process)
 
 
 def test_module_serves_seeded_data_until_sigterm() -> None:
