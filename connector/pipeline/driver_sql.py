@@ -18,7 +18,7 @@ out wrapped as SQLAlchemy's ``DBAPIError`` like every other database error.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Column, bindparam
 from sqlalchemy.engine import Connection, Dialect
@@ -29,6 +29,14 @@ from sqlalchemy.sql.elements import BindParameter
 Builder = Callable[[list[dict[str, BindParameter[Any]]]], Any]
 
 
+class _Compiled(NamedTuple):
+    text: str
+    #: the driver's positional order as indexes into the row-by-row values; None if the same
+    order: tuple[int, ...] | None
+    #: the parameters' names for a driver that takes them by name; None for one by position
+    names: tuple[str, ...] | None
+
+
 class RowsStatement:
     """One multi-row statement for ``columns``, compiled per row count for ``dialect``."""
 
@@ -36,13 +44,17 @@ class RowsStatement:
         self._build = build
         self._dialect = dialect
         self._columns = list(columns)
-        self._processors = [
-            (column.name, column.type.bind_processor(dialect)) for column in columns
+        self._names = [column.name for column in self._columns]
+        #: (column index, bind processor) of the columns whose values the driver gets converted
+        self._converted = [
+            (index, process)
+            for index, column in enumerate(self._columns)
+            if (process := column.type.bind_processor(dialect)) is not None
         ]
-        self._compiled: dict[int, tuple[str, tuple[str, ...] | None]] = {}
+        self._compiled: dict[int, _Compiled] = {}
 
-    def sql(self, count: int) -> tuple[str, tuple[str, ...] | None]:
-        """The SQL text for ``count`` rows, and its parameter names in order (positional)."""
+    def sql(self, count: int) -> _Compiled:
+        """The statement for ``count`` rows: its SQL text and where each parameter comes from."""
         found = self._compiled.get(count)
         if found is None:
             rows = [
@@ -50,19 +62,49 @@ class RowsStatement:
                 for n in range(count)
             ]
             compiled = self._build(rows).compile(dialect=self._dialect)
-            order = tuple(compiled.positiontup or ()) if compiled.positional else None
-            found = self._compiled[count] = (str(compiled), order)
+            slots = {
+                f"{name}_{n}": n * len(self._names) + index
+                for n in range(count)
+                for index, name in enumerate(self._names)
+            }
+            if compiled.positional:
+                names = None
+                order: tuple[int, ...] | None = tuple(
+                    slots[name] for name in compiled.positiontup or ()
+                )
+                if order == tuple(range(len(slots))):
+                    order = None  # the driver takes them row by row already
+            else:
+                names, order = tuple(slots), None
+            found = _Compiled(str(compiled), order, names)
+            self._compiled[count] = found
         return found
+
+    def parameters(self, rows: list[dict[str, Any]]) -> list[Any] | dict[str, Any]:
+        """The driver's parameters for ``rows``, each value converted by its column's bind
+        processor; a value object shared by several rows (a batch's one timestamp) is converted
+        once."""
+        compiled = self.sql(len(rows))
+        names = self._names
+        values = [row[name] for row in rows for name in names]  # row by row, column order
+        width = len(names)
+        for column, process in self._converted:
+            done: dict[int, Any] = {}  # id(value) -> converted; the rows keep the values alive
+            for slot in range(column, len(values), width):
+                value = values[slot]
+                if value is not None:
+                    key = id(value)
+                    if key not in done:
+                        done[key] = process(value)
+                    values[slot] = done[key]
+        if compiled.order is not None:
+            values = [values[slot] for slot in compiled.order]
+        return values if compiled.names is None else dict(zip(compiled.names, values, strict=True))
 
     def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         """Run the statement for ``rows`` in ``connection``'s transaction; the returned rows."""
-        sql, order = self.sql(len(rows))
-        values: dict[str, Any] = {}
-        for n, row in enumerate(rows):
-            for name, process in self._processors:
-                value = row[name]
-                values[f"{name}_{n}"] = value if process is None else process(value)
-        parameters: Any = values if order is None else [values[name] for name in order]
+        sql = self.sql(len(rows)).text
+        parameters = self.parameters(rows)
         cursor = connection.connection.cursor()
         try:
             cursor.execute(sql, parameters)

@@ -102,6 +102,8 @@ class IngestResult(BaseModel):
     job_id: int | None
 
 
+_DUPLICATE = IngestResult(duplicate=True, job_id=None)
+
 _EVENT_COLUMNS = (
     "received_at",
     "kind",
@@ -128,6 +130,30 @@ _JOB_COLUMNS = (
 
 
 _Ingest = tuple[str, str, IncomingEvent, bytes]
+
+
+class _Pending:
+    """One webhook made ready to store before the write lock is taken: its deduplication key,
+    its job's key and its ``events`` row; only the time is filled in under the lock."""
+
+    __slots__ = ("delivery", "instance", "job", "kind", "row", "ticket_id")
+
+    def __init__(self, kind: str, instance: str, event: IncomingEvent, body: bytes) -> None:
+        self.delivery = (kind, instance, event.delivery_id)
+        self.job = job_key(kind, instance, event.ticket_id)
+        self.kind = kind
+        self.instance = instance
+        self.ticket_id = event.ticket_id
+        self.row: dict[str, Any] = {
+            "received_at": None,
+            "kind": kind,
+            "instance": instance,
+            "ticket_id": event.ticket_id,
+            "delivery_id": event.delivery_id,
+            "event": event.event,
+            "body": body.decode("utf-8", errors="replace"),
+            "job_key": self.job,
+        }
 
 
 def job_key(kind: str, instance: str, ticket_id: str) -> str:
@@ -168,11 +194,11 @@ class JobStore:
         self._prepared: tuple[bool, tuple[RowsStatement, RowsStatement]] | None = None
         #: a cross-process lock taken around every write transaction (the edge's SQLite gate)
         self.gate: Callable[[], AbstractContextManager[None]] | None = None
-        self._group: GroupCommit[_Ingest, IngestResult] | None = None
+        self._group: GroupCommit[_Pending, IngestResult] | None = None
         if group_commit:
             self._group = GroupCommit(
                 self._commit_batch,
-                lambda item: self.ingest_many([item])[0],
+                lambda item: self._ingest_pending([item])[0],
                 hold=self._locked,
             )
         #: (pid, connection) group-commit batches run on, kept between batches: a pool checkout and
@@ -311,8 +337,23 @@ class JobStore:
             index_elements=[jobs.c.key], index_where=db.QUEUED, set_=coalesce
         ).returning(jobs.c.key, jobs.c.id)
 
+    def _job_times(self, now: dt.datetime) -> dict[str, dt.datetime]:
+        """A new job's times; one dict per transaction, so its rows share the objects and the
+        driver converts each time once, not once per row."""
+        return {
+            "run_at": now + self.settle,
+            "settle_deadline": now + self.settle_max,
+            "created_at": now,
+        }
+
+    @staticmethod
     def _job_row(
-        self, now: dt.datetime, kind: str, instance: str, ticket_id: str, reason: str, count: int
+        times: dict[str, dt.datetime],
+        kind: str,
+        instance: str,
+        ticket_id: str,
+        reason: str,
+        count: int,
     ) -> dict[str, Any]:
         return {
             "key": job_key(kind, instance, ticket_id),
@@ -323,9 +364,7 @@ class JobStore:
             "reason": reason,
             "events": count,
             "attempts": 0,
-            "run_at": now + self.settle,
-            "settle_deadline": now + self.settle_max,
-            "created_at": now,
+            **times,
         }
 
     def _upsert_jobs(self, connection: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -339,12 +378,12 @@ class JobStore:
         With group commit on, concurrent calls share one transaction; each still returns only
         after its event is committed.
         """
-        item = (kind, instance, event, body)
+        item = _Pending(kind, instance, event, body)
         if self._group is not None:
             return self._group.submit(item)
-        return self.ingest_many([item])[0]
+        return self._ingest_pending([item])[0]
 
-    def _commit_batch(self, items: list[_Ingest]) -> list[IngestResult]:
+    def _commit_batch(self, items: list[_Pending]) -> list[IngestResult]:
         """A group-commit batch (the caller holds :meth:`_locked`, so one batch at a time per
         process), on the connection kept for them. After any failure that connection is
         dropped; the group commit then stores the items one by one on pooled connections."""
@@ -373,53 +412,49 @@ class JobStore:
         already stored, is a duplicate; the new events of one ticket coalesce into its one
         queued job, whose ``events`` count grows by their number.
         """
+        return self._ingest_pending([_Pending(*item) for item in items])
+
+    def _ingest_pending(self, items: list[_Pending]) -> list[IngestResult]:
         with self._write() as connection:
             results = self._store_batch(connection, items)
         metrics.INGEST_BATCH.observe(len(items))
         return results
 
-    def _store_batch(self, connection: Connection, items: list[_Ingest]) -> list[IngestResult]:
+    def _store_batch(self, connection: Connection, items: list[_Pending]) -> list[IngestResult]:
         """:meth:`ingest_many` inside an open write transaction: two statements per batch."""
         first: dict[tuple[str, str, str], int] = {}  # delivery -> its first item
-        for index, (kind, instance, event, _) in enumerate(items):
-            first.setdefault((kind, instance, event.delivery_id), index)
+        for index, item in enumerate(items):
+            first.setdefault(item.delivery, index)
         store_events, _ = self._statements()
         now = self.now(connection)
-        rows = [
-            {
-                "received_at": now,
-                "kind": kind,
-                "instance": instance,
-                "ticket_id": event.ticket_id,
-                "delivery_id": event.delivery_id,
-                "event": event.event,
-                "body": body.decode("utf-8", errors="replace"),
-                "job_key": job_key(kind, instance, event.ticket_id),
-            }
-            for kind, instance, event, body in (items[index] for index in first.values())
-        ]
+        rows = []
+        for index in first.values():
+            row = items[index].row
+            row["received_at"] = now
+            rows.append(row)
         stored = set(store_events.execute(connection, rows))
         new = [index for delivery, index in first.items() if delivery in stored]
+        times = self._job_times(now)
         wanted: dict[str, dict[str, Any]] = {}  # job key -> its row, counting its new events
         for index in new:
-            kind, instance, event, _ = items[index]
-            key = job_key(kind, instance, event.ticket_id)
-            if key in wanted:
-                wanted[key]["events"] += 1
+            item = items[index]
+            if item.job in wanted:
+                wanted[item.job]["events"] += 1
             else:
-                wanted[key] = self._job_row(now, kind, instance, event.ticket_id, "webhook", 1)
+                wanted[item.job] = self._job_row(
+                    times, item.kind, item.instance, item.ticket_id, "webhook", 1
+                )
         job_ids = self._upsert_jobs(connection, list(wanted.values())) if wanted else {}
-        results = [IngestResult(duplicate=True, job_id=None)] * len(items)
+        results = [_DUPLICATE] * len(items)
         for index in new:
-            kind, instance, event, _ = items[index]
-            job_id = job_ids[job_key(kind, instance, event.ticket_id)]
-            results[index] = IngestResult(duplicate=False, job_id=job_id)
+            results[index] = IngestResult(duplicate=False, job_id=job_ids[items[index].job])
         return results
 
     def enqueue(self, kind: str, instance: str, ticket_id: str, reason: str) -> int:
         """Queue a ticket without an event (sweep, backfill); coalesces like ``ingest``."""
         with self._write() as connection:
-            row = self._job_row(self.now(connection), kind, instance, ticket_id, reason, 1)
+            times = self._job_times(self.now(connection))
+            row = self._job_row(times, kind, instance, ticket_id, reason, 1)
             return self._upsert_jobs(connection, [row])[row["key"]]
 
     # -- running -------------------------------------------------------------------------------
