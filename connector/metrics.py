@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from functools import cache
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -55,6 +56,24 @@ WRITEBACKS = Counter(
 )
 RETRIES = Counter("bitrix_sla_retries_total", "Transient failures retried inside a job")
 DEAD_JOBS = Counter("bitrix_sla_dead_jobs_total", "Jobs that went dead")
+
+
+# The edge counts every webhook; a labelled child looked up once per label set and kept saves
+# the registry's lookup (a lock and a dict) per webhook. The label values are bounded: configured
+# (kind, instance) pairs, a fixed set of reasons, and "unknown" for URLs that match no instance.
+@cache
+def events_accepted(kind: str, instance: str) -> Counter:
+    return EVENTS_ACCEPTED.labels(kind, instance)
+
+
+@cache
+def events_duplicate(kind: str, instance: str) -> Counter:
+    return EVENTS_DUPLICATE.labels(kind, instance)
+
+
+@cache
+def events_rejected(kind: str, instance: str, reason: str) -> Counter:
+    return EVENTS_REJECTED.labels(kind, instance, reason)
 
 
 class QueueDepthCollector(Collector):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
+import socket
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -343,6 +345,27 @@ def test_chunked_bodies_over_a_socket(served: str, service: Service, settings: S
         else:
             assert_problem_http(large, 413, "body_too_large")
     assert row_counts(service) == {"events": 1, "jobs": 1}
+
+
+def test_a_body_cut_short_is_refused_and_nothing_stored(served: str, service: Service) -> None:
+    """A sender that declares more bytes than it sends, then stops sending: 400, not stored."""
+    body = body_for("5")
+    host, port = served.removeprefix("http://").split(":")
+    request = (
+        f"POST {URL} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"X-Fake-Token: {WEBHOOK_SECRET}\r\nX-Fake-Delivery: cut-1\r\n"
+        f"Content-Length: {len(body) + 10}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        connection.shutdown(socket.SHUT_WR)  # no more bytes will come
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ", 2)[1] == b"400", head
+    assert json.loads(payload)["error"] == "bad_request"
+    assert row_counts(service) == {"events": 0, "jobs": 0}
 
 
 def assert_problem_http(response: requests.Response, status: int, error: str) -> None:
