@@ -49,7 +49,7 @@ class RowsStatement:
         self._converted = [
             (index, process)
             for index, column in enumerate(self._columns)
-            if (process := column.type.bind_processor(dialect)) is not None
+            if (process := column.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         ]
         self._compiled: dict[int, _Compiled] = {}
 

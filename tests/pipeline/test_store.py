@@ -46,6 +46,20 @@ def record(clock: Clock, outcome: str = "applied", error: str | None = None) -> 
     )
 
 
+def test_batched_writes_store_times_as_core_statements_do(store: JobStore) -> None:
+    """The ingest path's multi-row statements convert times with the engine's own column types,
+    as ``Connection.execute`` does: on SQLite the same text (so stored times compare as times,
+    even at a whole second), on PostgreSQL the same timestamps."""
+    store.ingest("fake", "a", event("1", "d1"), b"{}")
+    with store.engine.begin() as connection:
+        connection.execute(db.schedules.insert().values(name="probe", next_run_at=T0))
+        core = connection.exec_driver_sql("SELECT next_run_at FROM schedules").scalar_one()
+        received = connection.exec_driver_sql("SELECT received_at FROM events").scalar_one()
+        created = connection.exec_driver_sql("SELECT created_at FROM jobs").scalar_one()
+    assert received == core
+    assert created == core
+
+
 def test_migrations_are_idempotent(database_url: str) -> None:
     engine = db.make_engine(database_url)
     assert db.current_version(engine) == 0
