@@ -71,6 +71,7 @@ def create_app(
     if worker is not None:
         app.extensions[WORKER_KEY] = worker
     app.register_blueprint(routes_ingest.bp)
+    routes_ingest.add_instance_routes(app, service.receivers)
     app.register_blueprint(routes_health.bp)
     app.register_blueprint(routes_admin.bp)
     app.register_error_handler(HTTPException, _http_error)

@@ -18,9 +18,9 @@ carries the bound parameters, i.e. the body).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import Headers
@@ -132,6 +132,23 @@ def read_body(limit: int) -> bytes | None:
         if size > limit:
             return None
     return b"".join(chunks)
+
+
+def add_instance_routes(app: Flask, instances: Iterable[tuple[str, str]]) -> None:
+    """A static route for each configured ``(kind, instance)``, beside the generic one.
+
+    Werkzeug matches a static path before a path with variables, and pulling the two variables
+    out of the URL costs about a tenth of what a bare Flask request costs (callgrind); the
+    generic route is left to answer for instances that are not configured (404).
+    """
+    for kind, instance in instances:
+        app.add_url_rule(
+            f"/webhooks/{kind}/{instance}",
+            endpoint="ingest.receive",
+            view_func=receive,
+            methods=["POST"],
+            defaults={"kind": kind, "instance": instance},
+        )
 
 
 @bp.post("/webhooks/<kind>/<instance>")

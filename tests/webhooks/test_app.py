@@ -28,6 +28,8 @@ from webhooks.responses import current_service
 
 from .conftest import (
     ADMIN_TOKEN,
+    INSTANCE,
+    KIND,
     MAPPINGS,
     URL,
     WEBHOOK_SECRET,
@@ -227,6 +229,18 @@ def test_unknown_instance(client: FlaskClient, service: Service, url: str) -> No
 
     assert url.rsplit("/", 1)[1] in data["detail"]
     assert row_counts(service) == NOTHING
+
+
+def test_configured_instances_have_static_routes(app: Flask) -> None:
+    """A configured instance's URL matches a rule without variables (the cheap match); any
+    other webhook URL falls to the generic rule, which answers 404 for it."""
+    urls = app.url_map.bind("localhost")
+    rule, values = urls.match(URL, method="POST", return_rule=True)
+    assert rule.rule == URL
+    assert rule.defaults == values == {"kind": KIND, "instance": INSTANCE}
+    rule, values = urls.match("/webhooks/fake/other", method="POST", return_rule=True)
+    assert rule.rule == "/webhooks/<kind>/<instance>"
+    assert values == {"kind": "fake", "instance": "other"}
 
 
 def test_get_on_the_webhook_route(client: FlaskClient, service: Service) -> None:
