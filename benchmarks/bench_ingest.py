@@ -39,20 +39,18 @@ others 2200–2700) and hardly moves bare. That is most of the run-to-run spread
 figures; capping a worker's connections (``--worker-connections 10``) removed the worst
 spreads but not the median gap.
 
-What bounds durable throughput (2 vCPUs shared with wrk; measured by swapping parts of the edge
-out under the same load): the bare endpoint costs ≈ 0.33 ms of CPU per request; the real edge
-with the store call stubbed out ≈ 0.45 ms (authentication, parsing, metrics); group commit with
-a stubbed 0.4 ms "commit" under the real write locks ≈ 0.55 ms; the real thing ≈ 0.75–0.95 ms,
-with 10–15 % of the machine idle while the processes queue for SQLite's one writer. One webhook
-through the app in a single thread with nothing else running costs ≈ 0.43 ms of CPU (0.13 ms of
-it the fsync), so most of the difference is what waiting costs on this VM: every thread woken (a
-follower by its batch's leader, a leader by the lock or the disk) costs about 0.1 ms, and a
-durable request has one or two such waits more than a bare one (its threads make 7–8
-voluntary context switches per request, the bare endpoint's 2.7). The write lock is the queue
-every process waits in, and a leader holds it 2–3 times as long as it runs (0.7 ms for 0.3 ms
-of CPU with one webhook, 1.6 ms for 0.55 ms with six): after the fsync it waits for a CPU on a
-saturated machine, and in a busy process for the GIL each time the driver releases it. Between
-two holders the lock also sits free while the next one is woken: it was held 77 % of the time.
+What bounds durable throughput (2 vCPUs shared with wrk). Counted in instructions with
+callgrind on the app in one process, which unlike time on this VM repeats exactly: a bare Flask
+request ≈ 0.37 M; the webhook route with the store stubbed out ≈ 0.53 M (authentication,
+parsing, reading the body, metrics); a group-commit batch of four webhooks ≈ 0.95 M, 0.23 M of
+it SQLite's own. The rest is waiting, which the count does not see: measured inside the workers
+under load, a batch's leader holds the write lock about three times as long as it runs (2.2 ms
+for 0.65 ms of CPU with four webhooks). After the fsync it waits for a CPU on a saturated
+machine (a leader raised to ``SCHED_FIFO`` while it holds the lock, a privilege the edge does
+not have, held it half as long) and, in a busy process, for the GIL each time the driver
+releases it; meanwhile the other processes queue and 10–15 % of the machine stays idle. Every
+thread woken (a follower by its leader, a leader by the lock or the disk) costs about 0.1 ms of
+CPU here, and a durable request has one or two such waits more than a bare one.
 
 Also tried, none better than this design by more than the ±15 % noise: a single writer process
 fed over a Unix socket (its round trip costs as much as the wait it replaces), fsyncing the WAL
@@ -60,10 +58,11 @@ after releasing the lock, other worker and thread counts, other switch intervals
 one only while a leader holds the write lock), holding a process's other requests back while
 its leader commits, the events INSERT without RETURNING (the row count says whether all rows
 were new), request threads at ``SCHED_BATCH`` with the leader back at ``SCHED_OTHER`` (fewer
-involuntary switches, same throughput), ``PRAGMA mmap_size`` (no cheaper per batch), a
-connection per request (``Connection: close``, as Zammad's and Znuny's senders do: about 45 %
-as well, and ``EPOLLEXCLUSIVE`` on the listener saved only its thundering-herd wake-ups, under
-one context switch per request); gevent workers with the batch in a real thread were worse.
+involuntary switches, same throughput), ``PRAGMA mmap_size`` (no cheaper per batch), no
+automatic checkpoints on the commit path (``wal_autocheckpoint=0``: no faster, and the WAL
+grows), ``EPOLLEXCLUSIVE`` on the listener (it saved only its thundering-herd wake-ups, under
+one context switch per request), a committer thread, and gevent workers with the batch in a
+real thread (worse).
 """
 
 from __future__ import annotations
