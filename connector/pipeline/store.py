@@ -133,17 +133,13 @@ _Ingest = tuple[str, str, IncomingEvent, bytes]
 
 
 class _Pending:
-    """One webhook made ready to store before the write lock is taken: its deduplication key,
-    its job's key and its ``events`` row; only the time is filled in under the lock."""
+    """One webhook made ready to store before the write lock is taken: its deduplication key
+    and its ``events`` row (which names its job); only the time is filled in under the lock."""
 
-    __slots__ = ("delivery", "instance", "job", "kind", "row", "ticket_id")
+    __slots__ = ("delivery", "row")
 
     def __init__(self, kind: str, instance: str, event: IncomingEvent, body: bytes) -> None:
         self.delivery = (kind, instance, event.delivery_id)
-        self.job = job_key(kind, instance, event.ticket_id)
-        self.kind = kind
-        self.instance = instance
-        self.ticket_id = event.ticket_id
         self.row: dict[str, Any] = {
             "received_at": None,
             "kind": kind,
@@ -152,7 +148,7 @@ class _Pending:
             "delivery_id": event.delivery_id,
             "event": event.event,
             "body": body.decode("utf-8", errors="replace"),
-            "job_key": self.job,
+            "job_key": job_key(kind, instance, event.ticket_id),
         }
 
 
@@ -437,17 +433,18 @@ class JobStore:
         times = self._job_times(now)
         wanted: dict[str, dict[str, Any]] = {}  # job key -> its row, counting its new events
         for index in new:
-            item = items[index]
-            if item.job in wanted:
-                wanted[item.job]["events"] += 1
+            row = items[index].row
+            if row["job_key"] in wanted:
+                wanted[row["job_key"]]["events"] += 1
             else:
-                wanted[item.job] = self._job_row(
-                    times, item.kind, item.instance, item.ticket_id, "webhook", 1
+                wanted[row["job_key"]] = self._job_row(
+                    times, row["kind"], row["instance"], row["ticket_id"], "webhook", 1
                 )
         job_ids = self._upsert_jobs(connection, list(wanted.values())) if wanted else {}
         results = [_DUPLICATE] * len(items)
         for index in new:
-            results[index] = IngestResult(duplicate=False, job_id=job_ids[items[index].job])
+            job_id = job_ids[items[index].row["job_key"]]
+            results[index] = IngestResult(duplicate=False, job_id=job_id)
         return results
 
     def enqueue(self, kind: str, instance: str, ticket_id: str, reason: str) -> int:
