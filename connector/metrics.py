@@ -58,22 +58,15 @@ RETRIES = Counter("bitrix_sla_retries_total", "Transient failures retried inside
 DEAD_JOBS = Counter("bitrix_sla_dead_jobs_total", "Jobs that went dead")
 
 
-# The edge counts every webhook; a labelled child looked up once per label set and kept saves
-# the registry's lookup (a lock and a dict) per webhook. The label values are bounded: configured
-# (kind, instance) pairs, a fixed set of reasons, and "unknown" for URLs that match no instance.
 @cache
-def events_accepted(kind: str, instance: str) -> Counter:
-    return EVENTS_ACCEPTED.labels(kind, instance)
+def labelled(metric: Counter, *values: str) -> Counter:
+    """``metric.labels(*values)``, looked up once per label set and kept.
 
-
-@cache
-def events_duplicate(kind: str, instance: str) -> Counter:
-    return EVENTS_DUPLICATE.labels(kind, instance)
-
-
-@cache
-def events_rejected(kind: str, instance: str, reason: str) -> Counter:
-    return EVENTS_REJECTED.labels(kind, instance, reason)
+    The edge counts every webhook; this saves the registry's lookup (a lock and a dict) each
+    time. Only for bounded label values: configured (kind, instance) pairs, a fixed set of
+    reasons, and "unknown" for URLs that match no instance.
+    """
+    return metric.labels(*values)
 
 
 class QueueDepthCollector(Collector):

@@ -95,7 +95,7 @@ def _refuse(
     detail: str,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    metrics.events_rejected(kind, instance, reason).inc()
+    metrics.labelled(metrics.EVENTS_REJECTED, kind, instance, reason).inc()
     log.info("refused a webhook for %s/%s: %s (%d)", kind, instance, reason, status)
     return problem(status, reason, detail, headers)
 
@@ -205,9 +205,9 @@ def receive(kind: str, instance: str) -> Response:
     response = jsonify(payload)
     response.status_code = status
     if result.duplicate:
-        metrics.events_duplicate(kind, instance).inc()
+        metrics.labelled(metrics.EVENTS_DUPLICATE, kind, instance).inc()
         return response
-    metrics.events_accepted(kind, instance).inc()
+    metrics.labelled(metrics.EVENTS_ACCEPTED, kind, instance).inc()
     if result.job_id is not None:
         response.headers[JOB_HEADER] = str(result.job_id)
     worker = current_worker()
