@@ -343,14 +343,16 @@ def measured_wrk(
     wrk's connections were spread over the workers (sampled half-way through)."""
     port = int(url.rsplit(":", 1)[1])
     spread: list[list[int]] = []
-    sampler = threading.Timer(
+    # A connection per webhook lives for one request: there is no spread to sample.
+    sampler = None if close else threading.Timer(
         seconds / 2, lambda: spread.append(connections_per_worker(server.pid, port))
-    )
+    )  # fmt: skip
     cpu_before, (idle_before, total_before) = tree_cpu_seconds(server.pid), machine_ticks()
-    sampler.start()
+    if sampler:
+        sampler.start()
     figures = run_wrk(wrk, url, app, seconds, workdir, close)
-    sampler.join()
-    if not close:  # a connection per webhook: each lives for one request, there is no spread
+    if sampler:
+        sampler.join()
         figures.connections = spread[0] if spread else None
     cpu_after, (idle_after, total_after) = tree_cpu_seconds(server.pid), machine_ticks()
     requests = figures.rps * seconds
