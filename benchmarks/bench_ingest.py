@@ -459,7 +459,7 @@ class FsyncProbe:
     """The disk's own ``fdatasync`` latency while a phase runs, as a yardstick for its p99.
 
     Every durable answer waits for an fsync of SQLite's WAL, so a disk whose flush stalls for
-    100–250 ms (seen on this VM's block device, by this probe and by the store's own batch times
+    100–530 ms (seen on this VM's block device, by this probe and by the store's own batch times
     at the same moments) puts that stall into the durable p99 whatever the edge does. A thread
     rewrites one 4 KiB block of a file beside the database and flushes it every 50 ms (a tenth
     of the phase's flushes at 200 req/s), so a stall longer than that shows up here too.

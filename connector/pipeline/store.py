@@ -434,10 +434,11 @@ class JobStore:
         wanted: dict[str, dict[str, Any]] = {}  # job key -> its row, counting its new events
         for index in new:
             row = items[index].row
-            if row["job_key"] in wanted:
-                wanted[row["job_key"]]["events"] += 1
+            key = row["job_key"]
+            if key in wanted:
+                wanted[key]["events"] += 1
             else:
-                wanted[row["job_key"]] = self._job_row(
+                wanted[key] = self._job_row(
                     times, row["kind"], row["instance"], row["ticket_id"], "webhook", 1
                 )
         job_ids = self._upsert_jobs(connection, list(wanted.values())) if wanted else {}
