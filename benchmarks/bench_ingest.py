@@ -51,7 +51,11 @@ under load, a batch's leader holds the write lock about three times as long as i
 for 0.65 ms of CPU with four webhooks). After the fsync it waits for a CPU on a saturated
 machine (a leader raised to ``SCHED_FIFO`` while it holds the lock, a privilege the edge does
 not have, held it half as long) and, in a busy process, for the GIL each time the driver
-releases it; meanwhile the other processes queue and 10–15 % of the machine stays idle. Every
+releases it; meanwhile the other processes queue and 10–15 % of the machine stays idle. The
+fsync itself slows down under load: traced with block and scheduler tracepoints, the WAL's
+``fdatasync`` took 1.8 ms at the median against 0.15–0.3 ms on the idle disk, though the
+device's own flush took 0.3 ms: the flush is issued by a kernel worker and the committing
+thread is woken after it, both on CPUs the load keeps busy. Every
 thread woken (a follower by its leader, a leader by the lock or the disk) costs about 0.1 ms of
 CPU here, and a durable request has one or two such waits more than a bare one. Counted under
 gunicorn itself (callgrind on one worker with 8 threads, the server's own work included), a
@@ -75,7 +79,14 @@ in SQLite's busy handler (no better: its first retry sleeps 1 ms, longer than th
 waits for), and waiting in the kernel on SQLite's own write-lock byte of the ``-shm`` file (an
 OFD lock), so that the gate passes on the moment the commit's fsync ends rather than when the
 committing thread next gets the GIL (+5 % over six paired runs, inside the noise, and it would
-tie the edge to SQLite's lock layout).
+tie the edge to SQLite's lock layout). Later, on a machine half as fast: laying out each row's
+driver parameters in the request's thread so the lock covers only the batch's own values
+(50 µs less per batch under the lock, no change over fourteen paired runs), neither statement
+with RETURNING (an experiment that dropped the job ids: no change), a 0.5 ms switch interval
+(11 % worse) and a 20 ms one (no change), sync workers with no batching in a process (27–31
+% of bare), and 32 or 64 connections instead of 16 (45–46 %: batches grow about fourfold,
+but a durable request still costs twice bare's CPU). As a bound, ``synchronous=OFF`` (no
+fsync at all, which the store must not do) gained only about 10 %.
 """
 
 from __future__ import annotations
