@@ -106,11 +106,11 @@ def read_body(limit: int, length: int | None) -> bytes | None:
     With a Content-Length ``length`` (the caller has read it once and checked it against the
     limit) exactly that many bytes are read straight from the server's input stream, which
     frames the body; werkzeug's stream wrappers would cost about a fifth of the edge's own work
-    per webhook. A body that
-    ends before its declared length (the sender gave up) is a 400, as werkzeug makes it.
-    A chunked body has no length; servers that de-chunk mark the input as terminated, and it
-    is read here up to ``limit + 1`` bytes. Werkzeug's own cap (``MAX_CONTENT_LENGTH``) cannot
-    tell a body of exactly ``limit`` bytes from a longer one it silently truncates.
+    per webhook. A body that ends before its declared length (the sender gave up) is a 400, as
+    werkzeug makes it. A chunked body has no length; servers that de-chunk mark the input as
+    terminated, and it is read here up to ``limit + 1`` bytes. Werkzeug's own cap
+    (``MAX_CONTENT_LENGTH``) cannot tell a body of exactly ``limit`` bytes from a longer one it
+    silently truncates.
     """
     environ = request.environ
     stream = environ["wsgi.input"]
