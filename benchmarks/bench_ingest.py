@@ -86,7 +86,12 @@ with RETURNING (an experiment that dropped the job ids: no change), a 0.5 ms swi
 (11 % worse) and a 20 ms one (no change), sync workers with no batching in a process (27–31
 % of bare), and 32 or 64 connections instead of 16 (45–46 %: batches grow about fourfold,
 but a durable request still costs twice bare's CPU). As a bound, ``synchronous=OFF`` (no
-fsync at all, which the store must not do) gained only about 10 %.
+fsync at all, which the store must not do) gained only about 10 %. On a fourth machine: each
+gunicorn worker pinned to one CPU in a ``post_fork`` hook, both apps (a durable request's
+threads had moved between CPUs 1.8–2.0 times per request against bare's 0.3–0.4; pinned, CPU
+per request fell by about a tenth, for bare as much as for durable in one of two series of
+paired runs: 50 against 47 % over 6 pairs, 42 against 45–47 % over 10), and higher thresholds
+for the cyclic collector, both apps (no change over 8 pairs).
 """
 
 from __future__ import annotations
