@@ -7,8 +7,10 @@ Phases (everything on 127.0.0.1, every load phase time-limited, the whole run < 
    same gunicorn settings, a bare Flask app whose endpoint only answers 202. Every request is a
    valid webhook with the right ``X-Fake-Token`` and a unique ``X-Fake-Delivery``, over 100
    ticket ids. Both servers run side by side and the runs alternate, durable then bare, for
-   ``--rounds`` rounds: this VM's speed drifts by ±20 % from minute to minute, so the ratio is
-   taken between the medians of runs made in the same minutes. Two ways, each its own rounds:
+   ``--rounds`` rounds (5): this VM's speed drifts by ±20 % from minute to minute, so the ratio
+   is taken between the medians of runs made in the same minutes. With three rounds the ratio
+   moved by up to 12 points from one full run to another on one machine (45 to 57 %); the
+   median of five stands two drifted runs instead of one. Two ways, each its own rounds:
 
    * a new connection per webhook (``Connection: close``), which is how the helpdesks send
      them: Zammad's ``UserAgent`` builds a fresh ``Net::HTTP`` for every call, and Ruby sends
@@ -24,7 +26,10 @@ Phases (everything on 127.0.0.1, every load phase time-limited, the whole run < 
    Target: p99 ≤ 25 ms. Meanwhile :class:`FsyncProbe` times the disk's own ``fdatasync`` on a
    file beside the database: every durable answer waits for one, so when the disk stalls (this
    VM's block device has stalled up to 0.5 s, with the store's batches stalled at the same
-   moments) the p99 is the disk's, and the report says so next to it.
+   moments) the p99 is the disk's, and the report says so next to it. The bare endpoint's p99
+   at the same rate is printed next to it too: the tail that gunicorn, Python and the VM's
+   scheduling make without any store (on machine E 9–19 ms; there a plain WSGI function in
+   one sync gunicorn worker had 11–13 ms, and nginx 2 ms).
 3. Worker: the fake helpdesk with 20 ms latency per API call, N tickets enqueued, one
    ``Worker`` (``service.worker()``, 4 slots) until every job is done: write-backs per second.
 
@@ -689,7 +694,7 @@ def worker_phase(workdir: Path, tickets: int, limit_seconds: float) -> tuple[int
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=int, default=6, help="wrk duration per run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating wrk runs per app")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating wrk runs per app")
     parser.add_argument("--rate-seconds", type=int, default=10, help="200 req/s duration")
     parser.add_argument("--tickets", type=int, default=300, help="tickets for the worker phase")
     args = parser.parse_args(argv)
@@ -736,6 +741,10 @@ def summary(
         disk = found.get(("disk", "fsync"))
         if disk:
             print(f"  the disk's own fdatasync meanwhile: p99 {disk.p99:.1f} ms, {disk.note}")
+        floor = found.get(("bare", "rate"))
+        if floor:
+            # the machine's own tail: gunicorn, Python and the VM's scheduling, no store at all
+            print(f"  the bare endpoint at the same rate: p99 {floor.p99:.1f} ms")
     rate = writes / elapsed if elapsed else 0.0
     print(
         f"worker: {done}/{tickets} jobs done in {elapsed:.1f} s = {done / elapsed:.0f} jobs/s, "
