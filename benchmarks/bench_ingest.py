@@ -99,7 +99,8 @@ paired runs: 50 against 47 % over 6 pairs, 42 against 45–47 % over 10), and hi
 for the cyclic collector, both apps (no change over 8 pairs); and again neither statement with
 RETURNING, as an upper bound (no change over 22 pairs: 45 against 43 %, then 43 against 42 %).
 On a fifth: gunicorn 23.0.0 instead of 27.0.1, whose threaded worker was rewritten (bare's CPU
-per request against durable's, 59 against 56 % over 6 pairs each: no change); for the p99 at
+per request against durable's, 59 against 56 % over 6 pairs each: no change), 4 threads per
+worker instead of 8, for both apps (52 % over 10 pairs against 53 % over 20); for the p99 at
 200 req/s, no automatic checkpoints (19–24 ms against 21–24 ms: the tail is not the
 checkpoints) and gunicorn's heartbeat file on ``/dev/shm`` (bare's own 14–16 ms tail stayed).
 """
