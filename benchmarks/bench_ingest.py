@@ -103,6 +103,10 @@ per request against durable's, 59 against 56 % over 6 pairs each: no change), 4 
 worker instead of 8, for both apps (52 % over 10 pairs against 53 % over 20); for the p99 at
 200 req/s, no automatic checkpoints (19–24 ms against 21–24 ms: the tail is not the
 checkpoints) and gunicorn's heartbeat file on ``/dev/shm`` (bare's own 14–16 ms tail stayed).
+On a sixth (AMD EPYC, about the speed of the half-as-fast one): Python 3.12.1 and 3.13.0
+instead of 3.11.7, for both apps (a full run each, 47 and 46 % against 42 and 43 % on 3.11;
+then alternating sets of six pairs, 50 and 41 % on 3.12 against 48 and 45 % on 3.11: no
+difference beyond the noise).
 """
 
 from __future__ import annotations
