@@ -108,7 +108,10 @@ checkpoints) and gunicorn's heartbeat file on ``/dev/shm`` (bare's own 14–16 m
 On a sixth (AMD EPYC, about the speed of the half-as-fast one): Python 3.12.1 and 3.13.0
 instead of 3.11.7, for both apps (a full run each, 47 and 46 % against 42 and 43 % on 3.11;
 then alternating sets of six pairs, 50 and 41 % on 3.12 against 48 and 45 % on 3.11: no
-difference beyond the noise).
+difference beyond the noise). On a seventh (AMD EPYC, the fastest so far): 2 workers × 16
+threads instead of 4 × 8, for both apps, with all four servers up side by side and their runs
+alternating (8 rounds): durable's median stayed put (2475 against 2493 req/s) while bare's fell
+by 12 % (4490 against 5113), so the ratio's rise to 55 % came from the baseline alone; not kept.
 """
 
 from __future__ import annotations
