@@ -47,29 +47,29 @@ others 2200–2700) and hardly moves bare. That is most of the run-to-run spread
 figures; capping a worker's connections (``--worker-connections 10``) removed the worst
 spreads but not the median gap.
 
-What bounds durable throughput (2 vCPUs shared with wrk). Counted in instructions with
-callgrind on the app in one process, which unlike time on this VM repeats exactly: a bare Flask
-request ≈ 0.37 M; the webhook route with the store stubbed out ≈ 0.53 M (authentication,
-parsing, reading the body, metrics); a group-commit batch of four webhooks ≈ 0.95 M, 0.23 M of
-it SQLite's own. The rest is waiting, which the count does not see: measured inside the workers
+What bounds durable throughput (2 vCPUs shared with wrk). Counted in instructions with callgrind
+on the app in one process, which unlike time on this VM repeats exactly: a bare Flask request
+≈ 0.37 M; the webhook route with the store stubbed out ≈ 0.53 M (authentication, parsing,
+reading the body, metrics); a group-commit batch of four webhooks ≈ 0.95 M, 0.23 M of it
+SQLite's own. The rest is waiting, which the count does not see: measured inside the workers
 under load, a batch's leader holds the write lock about three times as long as it runs (2.2 ms
 for 0.65 ms of CPU with four webhooks). After the fsync it waits for a CPU on a saturated
 machine (a leader raised to ``SCHED_FIFO`` while it holds the lock, a privilege the edge does
-not have, held it half as long) and at times for the GIL the driver let go (rarely on a
-seventh machine: under half a switch per batch, in scheduler traces with call stacks, where
-most extra switches were threads out of work; see the README); meanwhile the other processes
-queue and 10–15 % of the machine stays idle. The fsync itself slows down under load: traced
-with block and scheduler tracepoints, the WAL's ``fdatasync`` took 1.8 ms at the median against
-0.15–0.3 ms on the idle disk, though the device's own flush took 0.3 ms: the flush is issued by
-a kernel worker and the committing thread is woken after it, both on CPUs the load keeps busy.
-Every thread woken (a follower by its leader, a leader by the lock or the disk) costs about
-0.1 ms of CPU here, and a durable request has one or two such waits more than a bare one.
-Counted under gunicorn itself (callgrind on one worker with 8 threads, the server's own work
-included), a bare request is 1.18 M instructions and a durable one 1.83 M, so by instructions
-alone durable would reach 65 %; the CPU measured under load gives 40–57 %. The difference is
-contention: ``perf`` counts 7.5 context switches per durable request against 3.3 per bare one
-(followers woken by their leader, threads idle for want of requests, the fsync, the GIL
-changing hands).
+not have, held it half as long) and at times for the GIL the driver let go (rarely on a seventh
+machine: under half a switch per batch, in scheduler traces with call stacks, where most extra
+switches were threads out of work; see ``ingest-findings.md`` beside this file); meanwhile the
+other processes queue and 10–15 % of the machine stays idle. The fsync itself slows down under
+load: traced with block and scheduler tracepoints, the WAL's ``fdatasync`` took 1.8 ms at the
+median against 0.15–0.3 ms on the idle disk, though the device's own flush took 0.3 ms: the
+flush is issued by a kernel worker and the committing thread is woken after it, both on CPUs the
+load keeps busy. Every thread woken (a follower by its leader, a leader by the lock or the disk)
+costs about 0.1 ms of CPU here, and a durable request has one or two such waits more than a bare
+one. Counted under gunicorn itself (callgrind on one worker with 8 threads, the server's own
+work included), a bare request is 1.18 M instructions and a durable one 1.83 M, so by
+instructions alone durable would reach 65 %; the CPU measured under load gives 40–57 %. The
+difference is contention: ``perf`` counts 7.5 context switches per durable request against 3.3
+per bare one (followers woken by their leader, threads idle for want of requests, the fsync, the
+GIL changing hands).
 
 Also tried, none better than this design by more than the ±15 % noise: a single writer process
 fed over a Unix socket (its round trip costs as much as the wait it replaces), fsyncing the WAL
