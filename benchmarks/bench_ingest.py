@@ -34,7 +34,8 @@ Phases (everything on 127.0.0.1, every load phase time-limited, the whole run < 
    ``Worker`` (``service.worker()``, 4 slots) until every job is done: write-backs per second.
 
 Run: ``.venv/bin/python benchmarks/bench_ingest.py`` (as root it installs ``wrk`` and ``hey``
-with apt-get when missing). Not part of the test suite.
+with apt-get when missing). Not part of the test suite. The machines named by letter here are
+the rows of the README's Status table, measured on in that order.
 
 Each wrk run also reads, from /proc, the CPU its server's processes used per request and the
 share of the machine left idle: req/s drifts with the VM, CPU per request much less, and
@@ -55,14 +56,14 @@ SQLite's own. The rest is waiting, which the count does not see: measured inside
 under load, a batch's leader holds the write lock about three times as long as it runs (2.2 ms
 for 0.65 ms of CPU with four webhooks). After the fsync it waits for a CPU on a saturated
 machine (a leader raised to ``SCHED_FIFO`` while it holds the lock, a privilege the edge does
-not have, held it half as long) and at times for the GIL the driver let go (rarely on a seventh
-machine: under half a switch per batch, in scheduler traces with call stacks, where most extra
-switches were threads out of work; see ``ingest-findings.md`` beside this file); meanwhile the
-other processes queue and 10–15 % of the machine stays idle. The fsync itself slows down under
-load: traced with block and scheduler tracepoints, the WAL's ``fdatasync`` took 1.8 ms at the
-median against 0.15–0.3 ms on the idle disk, though the device's own flush took 0.3 ms: the
-flush is issued by a kernel worker and the committing thread is woken after it, both on CPUs the
-load keeps busy. Every thread woken (a follower by its leader, a leader by the lock or the disk)
+not have, held it half as long) and at times for the GIL the driver let go (rarely on machine G:
+under half a switch per batch, in scheduler traces with call stacks, where most extra switches
+were threads out of work; see ``ingest-findings.md`` beside this file); meanwhile the other
+processes queue and 10–15 % of the machine stays idle. The fsync itself slows down under load:
+traced with block and scheduler tracepoints, the WAL's ``fdatasync`` took 1.8 ms at the median
+against 0.15–0.3 ms on the idle disk, though the device's own flush took 0.3 ms: the flush is
+issued by a kernel worker and the committing thread is woken after it, both on CPUs the load
+keeps busy. Every thread woken (a follower by its leader, a leader by the lock or the disk)
 costs about 0.1 ms of CPU here, and a durable request has one or two such waits more than a bare
 one. Counted under gunicorn itself (callgrind on one worker with 8 threads, the server's own
 work included), a bare request is 1.18 M instructions and a durable one 1.83 M, so by
@@ -74,44 +75,44 @@ GIL changing hands).
 Also tried, none better than this design by more than the ±15 % noise: a single writer process
 fed over a Unix socket (its round trip costs as much as the wait it replaces), fsyncing the WAL
 after releasing the lock, other worker and thread counts, other switch intervals (also a short
-one only while a leader holds the write lock), holding a process's other requests back while
-its leader commits, the events INSERT without RETURNING (the row count says whether all rows
-were new), request threads at ``SCHED_BATCH`` with the leader back at ``SCHED_OTHER`` (fewer
+one only while a leader holds the write lock), holding a process's other requests back while its
+leader commits, the events INSERT without RETURNING (the row count says whether all rows were
+new), request threads at ``SCHED_BATCH`` with the leader back at ``SCHED_OTHER`` (fewer
 involuntary switches, same throughput), ``PRAGMA mmap_size`` (no cheaper per batch), no
 automatic checkpoints on the commit path (``wal_autocheckpoint=0``: no faster, and the WAL
 grows), ``EPOLLEXCLUSIVE`` on the listener (it saved only its thundering-herd wake-ups, under
 one context switch per request), a committer thread, gevent workers with the batch in a real
 thread (worse), letting go of the gate before ``COMMIT`` so the next process's ``BEGIN`` waits
-in SQLite's busy handler (no better: its first retry sleeps 1 ms, longer than the fsync it
-waits for), and waiting in the kernel on SQLite's own write-lock byte of the ``-shm`` file (an
-OFD lock), so that the gate passes on the moment the commit's fsync ends rather than when the
+in SQLite's busy handler (no better: its first retry sleeps 1 ms, longer than the fsync it waits
+for), and waiting in the kernel on SQLite's own write-lock byte of the ``-shm`` file (an OFD
+lock), so that the gate passes on the moment the commit's fsync ends rather than when the
 committing thread next gets the GIL (+5 % over six paired runs, inside the noise, and it would
-tie the edge to SQLite's lock layout). Later, on a machine half as fast: laying out each row's
-driver parameters in the request's thread so the lock covers only the batch's own values
-(50 µs less per batch under the lock, no change over fourteen paired runs), neither statement
-with RETURNING (an experiment that dropped the job ids: no change), a 0.5 ms switch interval
-(11 % worse) and a 20 ms one (no change), sync workers with no batching in a process (27–31
-% of bare), and 32 or 64 connections instead of 16 (45–46 %: batches grow about fourfold,
-but a durable request still costs twice bare's CPU). As a bound, ``synchronous=OFF`` (no
-fsync at all, which the store must not do) gained only about 10 %. On a fourth machine: each
-gunicorn worker pinned to one CPU in a ``post_fork`` hook, both apps (a durable request's
-threads had moved between CPUs 1.8–2.0 times per request against bare's 0.3–0.4; pinned, CPU
-per request fell by about a tenth, for bare as much as for durable in one of two series of
-paired runs: 50 against 47 % over 6 pairs, 42 against 45–47 % over 10), and higher thresholds
-for the cyclic collector, both apps (no change over 8 pairs); and again neither statement with
-RETURNING, as an upper bound (no change over 22 pairs: 45 against 43 %, then 43 against 42 %).
-On a fifth: gunicorn 23.0.0 instead of 27.0.1, whose threaded worker was rewritten (bare's CPU
-per request against durable's, 59 against 56 % over 6 pairs each: no change), 4 threads per
-worker instead of 8, for both apps (52 % over 10 pairs against 53 % over 20); for the p99 at
-200 req/s, no automatic checkpoints (19–24 ms against 21–24 ms: the tail is not the
-checkpoints) and gunicorn's heartbeat file on ``/dev/shm`` (bare's own 14–16 ms tail stayed).
-On a sixth (AMD EPYC, about the speed of the half-as-fast one): Python 3.12.1 and 3.13.0
-instead of 3.11.7, for both apps (a full run each, 47 and 46 % against 42 and 43 % on 3.11;
-then alternating sets of six pairs, 50 and 41 % on 3.12 against 48 and 45 % on 3.11: no
-difference beyond the noise). On a seventh (AMD EPYC, the fastest so far): 2 workers × 16
-threads instead of 4 × 8, for both apps, with all four servers up side by side and their runs
-alternating (8 rounds): durable's median stayed put (2475 against 2493 req/s) while bare's fell
-by 12 % (4490 against 5113), so the ratio's rise to 55 % came from the baseline alone; not kept.
+tie the edge to SQLite's lock layout). Later, on machine C, half as fast: laying out each row's
+driver parameters in the request's thread so the lock covers only the batch's own values (50 µs
+less per batch under the lock, no change over fourteen paired runs), neither statement with
+RETURNING (an experiment that dropped the job ids: no change), a 0.5 ms switch interval (11 %
+worse) and a 20 ms one (no change), sync workers with no batching in a process (27–31 % of
+bare), and 32 or 64 connections instead of 16 (45–46 %: batches grow about fourfold, but a
+durable request still costs twice bare's CPU). As a bound, ``synchronous=OFF`` (no fsync at all,
+which the store must not do) gained only about 10 %. On machine D: each gunicorn worker pinned
+to one CPU in a ``post_fork`` hook, both apps (a durable request's threads had moved between
+CPUs 1.8–2.0 times per request against bare's 0.3–0.4; pinned, CPU per request fell by about a
+tenth, for bare as much as for durable in one of two series of paired runs: 50 against 47 % over
+6 pairs, 42 against 45–47 % over 10), and higher thresholds for the cyclic collector, both apps
+(no change over 8 pairs); and again neither statement with RETURNING, as an upper bound (no
+change over 22 pairs: 45 against 43 %, then 43 against 42 %). On machine E: gunicorn 23.0.0
+instead of 27.0.1, whose threaded worker was rewritten (bare's CPU per request against
+durable's, 59 against 56 % over 6 pairs each: no change), 4 threads per worker instead of 8, for
+both apps (52 % over 10 pairs against 53 % over 20); for the p99 at 200 req/s, no automatic
+checkpoints (19–24 ms against 21–24 ms: the tail is not the checkpoints) and gunicorn's
+heartbeat file on ``/dev/shm`` (bare's own 14–16 ms tail stayed). On machine F (AMD EPYC, about
+C's speed): Python 3.12.1 and 3.13.0 instead of 3.11.7, for both apps (a full run each, 47 and
+46 % against 42 and 43 % on 3.11; then alternating sets of six pairs, 50 and 41 % on 3.12
+against 48 and 45 % on 3.11: no difference beyond the noise). On machine G (AMD EPYC, the
+fastest so far): 2 workers × 16 threads instead of 4 × 8, for both apps, with all four servers
+up side by side and their runs alternating (8 rounds): durable's median stayed put (2475 against
+2493 req/s) while bare's fell by 12 % (4490 against 5113), so the ratio's rise to 55 % came from
+the baseline alone; not kept.
 """
 
 from __future__ import annotations
