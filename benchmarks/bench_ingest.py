@@ -59,7 +59,7 @@ machine (a leader raised to ``SCHED_FIFO`` while it holds the lock, a privilege 
 not have, held it half as long) and at times for the GIL the driver let go (rarely on machine G:
 under half a switch per batch, in scheduler traces with call stacks, where most extra switches
 were threads out of work; see ``ingest-findings.md`` beside this file); meanwhile the other
-processes queue and 10–15 % of the machine stays idle. The fsync itself slows down under load:
+processes queue and 9–15 % of the machine stays idle. The fsync itself slows down under load:
 traced with block and scheduler tracepoints, the WAL's ``fdatasync`` took 1.8 ms at the median
 against 0.15–0.3 ms on the idle disk, though the device's own flush took 0.3 ms: the flush is
 issued by a kernel worker and the committing thread is woken after it, both on CPUs the load
