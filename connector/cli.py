@@ -13,7 +13,7 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from connector import __version__
-from connector.errors import ConfigError
+from connector.errors import ConfigError, StoreUnavailableError
 from connector.mappings import (
     CalendarsFile,
     Mappings,
@@ -257,7 +257,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     stream = out if out is not None else sys.stdout
     try:
         return int(args.handler(args, stream))
-    except ConfigError as exc:
+    except (ConfigError, StoreUnavailableError) as exc:
         print(f"bitrix-sla: {exc}", file=sys.stderr)
         return 1
     except UsageError as exc:

@@ -54,10 +54,14 @@ def _on_terminate(stop: Callable[[], None]) -> None:
 
 
 def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
-    store = _store(args, migrate=False)
-    applied = db.upgrade(store.engine)
-    version = db.current_version(store.engine)
-    store.close()
+    url = _settings(args).database_url.get_secret_value()
+    store = JobStore.open(url, migrate=False)
+    try:
+        with db.opening(url):
+            applied = db.upgrade(store.engine)
+            version = db.current_version(store.engine)
+    finally:
+        store.close()
     print(f"applied {applied}" if applied else "nothing to apply", file=out)
     print(f"schema version {version}", file=out)
     return 0

@@ -22,6 +22,11 @@ class PermanentError(ConnectorError):
     """A failure that retrying will not fix (bad data, 4xx): record it and stop."""
 
 
+class StoreUnavailableError(ConnectorError):
+    """The job store cannot be opened: the database is unreachable or refuses us, or its file
+    cannot be created. The message names the database with any password hidden."""
+
+
 class RequestError(ConnectorError):
     """An incoming HTTP request is refused; ``status`` is the answer, the message says why."""
 

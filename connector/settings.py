@@ -7,7 +7,8 @@ show up in logs, reprs or error messages.
 Environment (all optional):
     BITRIX_SLA_CONFIG          path of a YAML settings file (keys as below, lower-case)
     DATABASE_URL               ``sqlite:///./data/bitrix-sla.db`` (default) or
-                               ``postgresql+psycopg://user:pass@host/db``
+                               ``postgresql+psycopg://user:pass@host/db`` (``postgresql://``
+                               and ``postgres://`` mean the same)
     BITRIX_SLA_MAPPINGS        mappings directory
     BITRIX_SLA_ADMIN_TOKEN     bearer token for ``/admin/*``; unset = admin endpoints off
     BITRIX_SLA_MAX_BODY_BYTES  largest accepted webhook body (default 1 MiB)
@@ -28,12 +29,30 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from connector.errors import ConfigError, ConfigIssue
 from connector.secrets import SecretError, resolve_secret
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/bitrix-sla.db"
+# The URL schemes the job store takes, and the SQLAlchemy dialect+driver each one means: the
+# plain PostgreSQL spellings that hosting platforms hand out name the one driver installed.
+_DATABASE_SCHEMES = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite+pysqlite",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+}
+_DATABASE_HINT = "use sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -94,6 +113,21 @@ class Settings(BaseModel):
     settle_max_seconds: float = Field(default=10.0, ge=0)
     group_commit: bool = Field(default=True, description="concurrent webhooks share a commit")
     instances: tuple[InstanceSettings, ...] = ()
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: SecretStr) -> SecretStr:
+        """A URL for SQLite or PostgreSQL, ``postgres://`` spelled as the installed driver's.
+
+        The messages name the scheme at most, never the rest: the URL may hold a password.
+        """
+        scheme, separator, rest = value.get_secret_value().partition("://")
+        if not separator:
+            raise ValueError(f"not a database URL; {_DATABASE_HINT}")
+        dialect = _DATABASE_SCHEMES.get(scheme.lower())
+        if dialect is None:
+            raise ValueError(f"unsupported database {scheme!r}; {_DATABASE_HINT}")
+        return value if dialect == scheme else SecretStr(f"{dialect}://{rest}")
 
     @model_validator(mode="after")
     def _unique_instances(self) -> Settings:

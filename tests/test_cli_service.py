@@ -6,6 +6,7 @@ import io
 import json
 import re
 import signal
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,6 +131,50 @@ def test_bad_settings_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     assert "lease_seconds: Input should be greater than 0" in err
     assert "instances[0]" in err
+
+
+@pytest.fixture
+def refusing_port() -> Iterator[int]:
+    """A loopback port bound but not listening: every connection to it is refused."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "argv", [("jobs", "list"), ("db", "upgrade"), ("worker",), ("serve",), ("web",)]
+)
+def test_an_unreachable_database_is_one_clear_line(
+    argv: tuple[str, ...],
+    refusing_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"postgresql+psycopg://sla:s3cret@127.0.0.1:{refusing_port}/sla"
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert run(*argv)[0] == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"bitrix-sla: cannot open the job store at "
+        f"postgresql+psycopg://sla:***@127.0.0.1:{refusing_port}/sla: "
+    ), err
+    assert "refused" in err and "s3cret" not in err and "Traceback" not in err
+    assert err.count("\n") == 1, err
+
+
+def test_a_sqlite_path_under_a_file_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "data").write_text("not a directory")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'data' / 'sla.db'}")
+    for argv in (("jobs", "list"), ("db", "upgrade")):
+        assert run(*argv)[0] == 1
+        err = capsys.readouterr().err
+        assert err == (
+            f"bitrix-sla: cannot open the job store at sqlite:///{tmp_path / 'data' / 'sla.db'}: "
+            f"not a directory: {tmp_path / 'data'}\n"
+        )
+    assert (tmp_path / "data").read_text() == "not a directory"
 
 
 def test_serve_end_to_end_and_graceful_stop(config: Path, helpdesk: FakeHelpdesk) -> None:

@@ -72,6 +72,35 @@ def test_database_url_with_a_password_is_hidden() -> None:
 
 
 @pytest.mark.parametrize(
+    ("given", "meant"),
+    [
+        ("postgres://sla:pw@db.example/sla", "postgresql+psycopg://sla:pw@db.example/sla"),
+        ("postgresql://sla@db.example:6432/sla", "postgresql+psycopg://sla@db.example:6432/sla"),
+        ("postgresql+psycopg://sla@db/sla", "postgresql+psycopg://sla@db/sla"),
+        ("sqlite:////var/lib/sla.db", "sqlite:////var/lib/sla.db"),
+    ],
+)
+def test_plain_postgres_urls_name_the_installed_driver(given: str, meant: str) -> None:
+    assert load_settings({"DATABASE_URL": given}).database_url.get_secret_value() == meant
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mysql://sla:s3cret@db.example/sla", "database_url: unsupported database 'mysql'; use"),
+        ("postgresql+psycopg2://sla:s3cret@db/sla", "unsupported database 'postgresql+psycopg2'"),
+        ("s3cret", "database_url: not a database URL; use sqlite:///PATH or postgresql+psycopg"),
+    ],
+)
+def test_unsupported_database_urls_are_refused_without_their_secrets(
+    url: str, expected: str
+) -> None:
+    found = issues({"DATABASE_URL": url})
+    assert any(expected in issue for issue in found), found
+    assert not any("s3cret" in issue for issue in found), found
+
+
+@pytest.mark.parametrize(
     ("data", "environ", "expected"),
     [
         # a negative number names its key

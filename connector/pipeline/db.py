@@ -12,7 +12,9 @@ Migrations are a numbered list applied in order on start (and by ``bitrix-sla db
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import errno
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.engine.url import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from connector.errors import StoreUnavailableError
+
+# How long opening a PostgreSQL connection may take before it fails (unless the URL says,
+# with ``?connect_timeout=N``): without it a host that drops packets hangs a worker for minutes.
+CONNECT_TIMEOUT_SECONDS = 10
 
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
@@ -198,14 +207,59 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def redact(url: str) -> str:
+    """``url`` as it may be shown: the password, if any, as ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (SQLAlchemyError, ValueError):  # not parseable: show only the part before credentials
+        return url.split("://", 1)[0] + "://…"
+
+
+@contextmanager
+def opening(url: str) -> Iterator[None]:
+    """Report a failure to reach or set up the database at ``url`` as one readable error.
+
+    Raises :class:`StoreUnavailableError` naming the database (password hidden) and the
+    driver's reason, in place of a driver traceback; the original stays chained for debugging.
+    """
+    try:
+        yield
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreUnavailableError(
+            f"cannot open the job store at {redact(url)}: {_reason(exc, url)}"
+        ) from exc
+
+
+def _reason(exc: BaseException, url: str) -> str:
+    """The first line of what the driver or the OS said, with the URL's password scrubbed."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        text = str(exc.orig)
+    elif isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    else:
+        text = str(exc)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    try:
+        password = make_url(url).password
+    except (SQLAlchemyError, ValueError):
+        return first
+    return first.replace(str(password), "***") if password else first
+
+
 def make_engine(url: str, **options: Any) -> Engine:
     """An engine set up for the job store's access pattern."""
     path = sqlite_path(url)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    if make_url(url).get_backend_name() != "sqlite":
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # what mkdir says when the "directory" is a file
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(path.parent)) from None
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
         options.setdefault("pool_pre_ping", True)
         options.setdefault("pool_size", 10)
+        if "connect_timeout" not in parsed.query:
+            options.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_SECONDS})
         return create_engine(url, **options)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **options)
 

@@ -212,10 +212,21 @@ class JobStore:
         settle_max_seconds: float = 10.0,
         group_commit: bool = False,
     ) -> JobStore:
-        """Connect, and apply pending migrations unless told not to."""
-        engine = db.make_engine(url)
-        if migrate:
-            db.upgrade(engine)
+        """Connect, and apply pending migrations unless told not to.
+
+        Raises:
+            StoreUnavailableError: the database cannot be reached, or set up (with ``migrate``).
+                Without ``migrate`` nothing connects yet: a web edge then starts while the
+                database is down, and answers 503 until it is back.
+        """
+        with db.opening(url):
+            engine = db.make_engine(url)
+            if migrate:
+                try:
+                    db.upgrade(engine)
+                except BaseException:
+                    engine.dispose()
+                    raise
         return cls(
             engine,
             backoff,
