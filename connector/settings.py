@@ -9,6 +9,8 @@ Environment (all optional):
     DATABASE_URL               ``sqlite:///./data/bitrix-sla.db`` (default) or
                                ``postgresql+psycopg://user:pass@host/db`` (``postgresql://``
                                and ``postgres://`` mean the same)
+    BITRIX_SLA_DATABASE_PASSWORD  PostgreSQL password, when the URL leaves it out (any
+                               characters; also ``database_password_file`` in the file)
     BITRIX_SLA_MAPPINGS        mappings directory
     BITRIX_SLA_ADMIN_TOKEN     bearer token for ``/admin/*``; unset = admin endpoints off
     BITRIX_SLA_MAX_BODY_BYTES  largest accepted webhook body (default 1 MiB)
@@ -38,6 +40,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from sqlalchemy.engine.url import make_url
+from sqlalchemy.exc import ArgumentError
 
 from connector.errors import ConfigError, ConfigIssue
 from connector.secrets import SecretError, resolve_secret
@@ -98,6 +102,9 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    database_password: SecretStr | None = Field(
+        default=None, description="PostgreSQL password kept out of the URL, any characters"
+    )
     mappings_dir: Path | None = None
     admin_token: SecretStr | None = None
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -113,6 +120,28 @@ class Settings(BaseModel):
     settle_max_seconds: float = Field(default=10.0, ge=0)
     group_commit: bool = Field(default=True, description="concurrent webhooks share a commit")
     instances: tuple[InstanceSettings, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_into_url(cls, data: Any) -> Any:
+        """Put ``database_password`` into ``database_url``, escaped as a URL needs it.
+
+        A password given on its own may hold any character (``@``, ``/``, ``%``…), which a URL
+        written by hand, or by a chart's template, would have to percent-encode.
+        """
+        if not isinstance(data, dict) or data.get("database_password") is None:
+            return data
+        password = _reveal(data["database_password"])
+        try:
+            url = make_url(_reveal(data.get("database_url", DEFAULT_DATABASE_URL)))
+        except (ArgumentError, ValueError):
+            return data  # the URL's own check names what is wrong with it
+        if url.get_backend_name() not in ("postgresql", "postgres"):
+            raise ValueError("database_password: only a PostgreSQL database_url takes a password")
+        if url.password is not None:
+            raise ValueError("database_password: database_url holds a password too; give one")
+        merged = url.set(password=password).render_as_string(hide_password=False)
+        return {**data, "database_url": SecretStr(merged)}
 
     @field_validator("database_url")
     @classmethod
@@ -148,8 +177,13 @@ class Settings(BaseModel):
         return self.database_url.get_secret_value().startswith("sqlite")
 
 
+def _reveal(value: object) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+
 _ENV_KEYS = {
     "DATABASE_URL": "database_url",
+    "BITRIX_SLA_DATABASE_PASSWORD": "database_password",
     "BITRIX_SLA_MAPPINGS": "mappings_dir",
     "BITRIX_SLA_ADMIN_TOKEN": "admin_token",
     "BITRIX_SLA_MAX_BODY_BYTES": "max_body_bytes",
@@ -186,7 +220,7 @@ def load_settings(
         if env.get(variable):
             data[key] = env[variable]
     try:
-        for key in ("database_url", "admin_token"):
+        for key in ("database_url", "database_password", "admin_token"):
             if key in data or f"{key}_env" in data or f"{key}_file" in data:
                 data[key] = _secret(data, key, env, key)
         instances = []

@@ -84,6 +84,45 @@ def test_plain_postgres_urls_name_the_installed_driver(given: str, meant: str) -
     assert load_settings({"DATABASE_URL": given}).database_url.get_secret_value() == meant
 
 
+@pytest.mark.parametrize("password", ["plain", "p@ss:w/rd?#%41 é", "%"])
+def test_a_database_password_of_any_characters_reaches_the_driver(
+    tmp_path: Path, password: str
+) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine.url import make_url
+
+    secret = tmp_path / "db-password"
+    secret.write_text(password + "\n", encoding="utf-8")
+    path = write(tmp_path, {"database_password_file": str(secret)})
+    settings = load_settings({"DATABASE_URL": "postgres://sla@db.example:5432/sla"}, path)
+    url = make_url(settings.database_url.get_secret_value())
+    assert (url.drivername, url.username, url.host, url.port, url.database) == (
+        "postgresql+psycopg",
+        "sla",
+        "db.example",
+        5432,
+        "sla",
+    )
+    # what SQLAlchemy hands psycopg when it connects: the password as written, not as escaped
+    engine = create_engine(url)
+    _args, kwargs = engine.dialect.create_connect_args(engine.url)
+    assert (kwargs["password"], kwargs["host"], kwargs["user"]) == (password, "db.example", "sla")
+    assert password not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///./data/sla.db", "database_password: only a PostgreSQL database_url takes"),
+        ("postgresql+psycopg://sla:other@db/sla", "database_url holds a password too"),
+    ],
+)
+def test_a_database_password_needs_a_postgresql_url_without_one(url: str, expected: str) -> None:
+    found = issues({"DATABASE_URL": url, "BITRIX_SLA_DATABASE_PASSWORD": "s3cret"})
+    assert any(expected in issue for issue in found), found
+    assert not any("s3cret" in issue or "other" in issue for issue in found), found
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [

@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
+from sqlalchemy.engine.url import make_url
 
 from connector.cli import build_parser
 from connector.mappings import load_mappings
@@ -242,6 +243,7 @@ def test_connector_settings_defaults_are_the_connectors(chart: ChartRenderer) ->
         assert getattr(defaults, snake) == value, key
     settings_fields = set(Settings.model_fields) - {
         "database_url",
+        "database_password",
         "mappings_dir",
         "admin_token",
         "instances",
@@ -585,17 +587,24 @@ def test_service_monitor_scrapes_web_and_workers(chart: ChartRenderer) -> None:
 def test_bundled_postgresql_builds_the_database_url(chart: ChartRenderer) -> None:
     rendered = chart.render({"postgresql": {"enabled": True}, "web": {"replicaCount": 2}})
     env = env_of(deployment(rendered, "worker")["spec"]["template"]["spec"]["containers"][0])
-    assert env["BITRIX_SLA_DB_PASSWORD"] == {
+    assert env["BITRIX_SLA_DATABASE_PASSWORD"] == {
         "secretKeyRef": {"name": f"{RELEASE}-postgresql", "key": "password"}
     }
-    assert env["DATABASE_URL"] == (
-        f"postgresql+psycopg://bitrix_sla:$(BITRIX_SLA_DB_PASSWORD)@{RELEASE}-postgresql:5432/bitrix_sla"
+    # the password stays out of the URL (the connector escapes it): any character works
+    assert (
+        env["DATABASE_URL"]
+        == f"postgresql+psycopg://bitrix_sla@{RELEASE}-postgresql:5432/bitrix_sla"
     )
-    names = [
-        e["name"]
-        for e in deployment(rendered, "web")["spec"]["template"]["spec"]["containers"][0]["env"]
-    ]
-    assert names.index("BITRIX_SLA_DB_PASSWORD") < names.index("DATABASE_URL")  # $(VAR) needs order
+    password = "gen/er@ted:%41"
+    settings = load_settings(
+        {"DATABASE_URL": env["DATABASE_URL"], "BITRIX_SLA_DATABASE_PASSWORD": password}
+    )
+    url = make_url(settings.database_url.get_secret_value())
+    assert (url.password, url.host, url.database) == (
+        password,
+        f"{RELEASE}-postgresql",
+        "bitrix_sla",
+    )
     egress = rendered.one("NetworkPolicy")["spec"]["egress"]
     assert any(
         peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name")
@@ -607,7 +616,9 @@ def test_bundled_postgresql_builds_the_database_url(chart: ChartRenderer) -> Non
         {"postgresql": {"enabled": True, "auth": {"existingSecret": "pg-auth"}}}
     )
     env = env_of(deployment(existing, "web")["spec"]["template"]["spec"]["containers"][0])
-    assert env["BITRIX_SLA_DB_PASSWORD"] == {"secretKeyRef": {"name": "pg-auth", "key": "password"}}
+    assert env["BITRIX_SLA_DATABASE_PASSWORD"] == {
+        "secretKeyRef": {"name": "pg-auth", "key": "password"}
+    }
 
 
 # -- secrets -------------------------------------------------------------------------------------

@@ -130,13 +130,14 @@ true
 {{- define "bitrix-sla-connector.databaseEnv" -}}
 {{- if .Values.postgresql.enabled }}
 {{- $auth := .Values.postgresql.auth | default dict }}
-- name: BITRIX_SLA_DB_PASSWORD
+{{- /* The password stays out of the URL: the connector escapes it, so it may hold any character. */}}
+- name: BITRIX_SLA_DATABASE_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ default (include "bitrix-sla-connector.postgresql.fullname" .) $auth.existingSecret }}
       key: {{ dig "secretKeys" "userPasswordKey" "password" $auth }}
 - name: DATABASE_URL
-  value: {{ printf "postgresql+psycopg://%s:$(BITRIX_SLA_DB_PASSWORD)@%s:%v/%s" (default "bitrix_sla" $auth.username) (include "bitrix-sla-connector.postgresql.host" .) (include "bitrix-sla-connector.postgresql.port" .) (default "bitrix_sla" $auth.database) | quote }}
+  value: {{ printf "postgresql+psycopg://%s@%s:%v/%s" (default "bitrix_sla" $auth.username) (include "bitrix-sla-connector.postgresql.host" .) (include "bitrix-sla-connector.postgresql.port" .) (default "bitrix_sla" $auth.database) | quote }}
 {{- else if .Values.secrets.databaseUrl.useExisting }}
 - name: DATABASE_URL
   valueFrom:
