@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
 
 from connector.helpdesks.base import HelpdeskAdapter, WebhookReceiver
@@ -14,6 +15,8 @@ from connector.pipeline.retry import Backoff
 from connector.pipeline.store import JobStore
 from connector.pipeline.worker import PeriodicTask, Worker
 from connector.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,6 +52,11 @@ class Service:
             adapter, receiver = build(instance)
             service.adapters[(instance.kind, instance.name)] = adapter
             service.receivers[(instance.kind, instance.name)] = receiver
+        if not settings.instances:
+            log.warning(
+                "no helpdesk instances are configured (the settings file's 'instances:'): "
+                "every webhook gets 404 and the worker has no helpdesk to read or write"
+            )
         return service
 
     def processor(self) -> Processor:

@@ -94,8 +94,12 @@ def _refuse(
     reason: str,
     detail: str,
     headers: dict[str, str] | None = None,
+    *,
+    label: tuple[str, str] | None = None,
 ) -> Response:
-    metrics.labelled(metrics.EVENTS_REJECTED, kind, instance, reason).inc()
+    """Count, log and answer a refused webhook. ``label`` replaces ``(kind, instance)`` in the
+    metric when those come from an unchecked URL (label values must stay a bounded set)."""
+    metrics.labelled(metrics.EVENTS_REJECTED, *(label or (kind, instance)), reason).inc()
     log.info("refused a webhook for %s/%s: %s (%d)", kind, instance, reason, status)
     return problem(status, reason, detail, headers)
 
@@ -157,12 +161,14 @@ def receive(kind: str, instance: str) -> Response:
     service = current_service()
     receiver = service.receivers.get((kind, instance))
     if receiver is None:
+        kind, instance = kind[:64], instance[:64]
         return _refuse(
-            UNKNOWN,
-            UNKNOWN,
+            repr(kind),
+            repr(instance),
             404,
             "unknown_instance",
-            f"no helpdesk instance {kind[:64]!r}/{instance[:64]!r} is configured here",
+            f"no helpdesk instance {kind!r}/{instance!r} is configured here",
+            label=(UNKNOWN, UNKNOWN),
         )
     limit = service.settings.max_body_bytes
     too_large = f"the body is larger than the limit of {limit} bytes"

@@ -224,11 +224,17 @@ def test_token_checked_before_the_payload(client: FlaskClient, service: Service)
 
 
 @pytest.mark.parametrize("url", ["/webhooks/fake/other", "/webhooks/zammad/main"])
-def test_unknown_instance(client: FlaskClient, service: Service, url: str) -> None:
+def test_unknown_instance(
+    client: FlaskClient, service: Service, url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     data = assert_problem(post_event(client, url=url), 404, "unknown_instance")
 
     assert url.rsplit("/", 1)[1] in data["detail"]
     assert row_counts(service) == NOTHING
+    # the log names the URL the helpdesk used, so a wrong webhook URL is found from the log
+    _, _, kind, instance = url.split("/")
+    assert f"refused a webhook for {kind!r}/{instance!r}: unknown_instance (404)" in caplog.text
 
 
 def test_configured_instances_have_static_routes(app: Flask) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
@@ -61,6 +63,17 @@ def test_readyz_without_a_database(make_app: Callable[..., Flask], tmp_path: Pat
     checks = response.get_json()["checks"]
     assert checks["database"].startswith("database unreachable")
     assert checks["migrations"] == "unknown"
+
+
+def test_a_service_without_instances_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Starting with no helpdesk configured is allowed (to try the edge), but never silent."""
+    caplog.set_level(logging.WARNING)
+    Service.from_settings(make_settings(tmp_path / "one")).store.close()
+    assert "no helpdesk instances are configured" not in caplog.text
+    Service.from_settings(make_settings(tmp_path / "none", instances=())).store.close()
+    assert "no helpdesk instances are configured (the settings file's 'instances:')" in caplog.text
 
 
 def test_metrics_count_outcomes(client: FlaskClient, service: Service) -> None:
