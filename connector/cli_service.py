@@ -139,7 +139,6 @@ def cmd_jobs_replay(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_backfill(args: argparse.Namespace, out: TextIO) -> int:
     from connector.service import Service
 
-    service = Service.from_settings(_settings(args))
     since = None
     if args.since:
         try:
@@ -151,10 +150,24 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO) -> int:
             return 2
         if since.tzinfo is None:
             since = since.replace(tzinfo=dt.UTC)
-    chosen = {key: a for key, a in service.adapters.items() if args.instance in (None, key[1])}
-    if not chosen:
-        print(f"bitrix-sla backfill: no instance {args.instance!r} configured", file=sys.stderr)
+    settings = _settings(args)
+    names = [instance.name for instance in settings.instances]
+    if not names:
+        print(
+            "bitrix-sla backfill: no helpdesk instances are configured; list them under "
+            "'instances:' in the settings file",
+            file=sys.stderr,
+        )
         return 2
+    if args.instance is not None and args.instance not in names:
+        print(
+            f"bitrix-sla backfill: no instance {args.instance!r} is configured "
+            f"(configured: {', '.join(names)})",
+            file=sys.stderr,
+        )
+        return 2
+    service = Service.from_settings(settings)
+    chosen = {key: a for key, a in service.adapters.items() if args.instance in (None, key[1])}
     total = 0
     for (kind, name), adapter in chosen.items():
         count = 0

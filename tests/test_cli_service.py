@@ -121,7 +121,26 @@ def test_backfill_queues_every_open_ticket(config: Path, helpdesk: FakeHelpdesk)
     assert store.counts()["queued"] == 108
     assert {job.reason for job in store.list_jobs("queued", limit=500)} == {"backfill"}
     store.close()
+
+
+def test_backfill_names_what_is_missing(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run("backfill", "--instance", "nope", "--config", str(config))[0] == 2
+    assert capsys.readouterr().err == (
+        "bitrix-sla backfill: no instance 'nope' is configured (configured: main)\n"
+    )
+    bare = tmp_path / "no-instances.yaml"
+    bare.write_text(f"database_url: {_url(config)}\n", encoding="utf-8")
+    assert run("backfill", "--config", str(bare))[0] == 2
+    assert capsys.readouterr().err == (
+        "bitrix-sla backfill: no helpdesk instances are configured; list them under "
+        "'instances:' in the settings file\n"
+    )
+    # arguments are checked before the database is touched
+    assert run("backfill", "--since", "yesterday", "--config", str(config))[0] == 2
+    assert "--since 'yesterday' is not an ISO date" in capsys.readouterr().err
+    assert not Path(_url(config).removeprefix("sqlite:///")).exists()
 
 
 def test_bad_settings_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
