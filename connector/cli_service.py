@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from connector import logs
 from connector.pipeline import db
 from connector.pipeline.store import STATUSES, Job, JobStore
 from connector.settings import Settings, load_settings
@@ -32,8 +33,9 @@ def _store(args: argparse.Namespace, *, migrate: bool = True) -> JobStore:
     return JobStore.open(settings.database_url.get_secret_value(), migrate=migrate)
 
 
-def _logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _log_level(args: argparse.Namespace) -> str:
+    """``--log-level``, else ``$BITRIX_SLA_LOG_LEVEL``, else INFO."""
+    return str(args.log_level) if args.log_level else logs.level_from_environment()
 
 
 def _on_terminate(stop: Callable[[], None]) -> None:
@@ -189,7 +191,7 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
     from connector.service import Service
 
-    _logging(args.log_level)
+    logs.configure(_log_level(args))
     service = Service.from_settings(_settings(args))
     worker = service.worker(args.concurrency)
     _on_terminate(lambda: worker.stop(args.grace))
@@ -210,7 +212,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from connector.service import Service
     from webhooks.app import create_app, freeze_boot_heap
 
-    _logging(args.log_level)
+    logs.configure(_log_level(args))
     service = Service.from_settings(_settings(args))
     worker = service.worker(args.concurrency)
     app = create_app(service, worker=worker)
@@ -238,8 +240,12 @@ def cmd_web(args: argparse.Namespace, out: TextIO) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bitrix-sla-metrics-")
     if args.config:
         os.environ["BITRIX_SLA_CONFIG"] = str(Path(args.config).resolve())
+    level = _log_level(args)
+    os.environ[logs.LEVEL_VARIABLE] = level  # for the app in gunicorn's workers (webhooks.wsgi)
     command = [
         "gunicorn",
+        "--log-level",
+        level.lower(),
         "--workers",
         str(args.workers),
         "--worker-class",
@@ -269,13 +275,21 @@ def register(add: Adder) -> None:
             "--config", metavar="FILE", help="settings YAML (default: $BITRIX_SLA_CONFIG)"
         )
 
+    def log_level(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--log-level",
+            type=str.upper,
+            choices=logs.LEVELS,
+            help=f"default: ${logs.LEVEL_VARIABLE}, else INFO",
+        )
+
     def running(sub: argparse.ArgumentParser) -> None:
         common(sub)
         sub.add_argument("--concurrency", type=int, help="worker threads (default: settings)")
         sub.add_argument(
             "--grace", type=float, default=30.0, help="seconds to finish jobs on SIGTERM"
         )
-        sub.add_argument("--log-level", default="INFO")
+        log_level(sub)
 
     sub = add("serve", cmd_serve, "web edge and worker in one process (the embedded default)")
     running(sub)
@@ -289,6 +303,7 @@ def register(add: Adder) -> None:
     sub.add_argument("--workers", type=int, default=4, help="processes")
     sub.add_argument("--threads", type=int, default=8, help="threads per process (group commit)")
     sub.add_argument("--grace", type=float, default=30.0)
+    log_level(sub)
 
     sub = add("worker", cmd_worker, "run jobs: read tickets, decide, write back")
     running(sub)

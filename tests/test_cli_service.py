@@ -1,12 +1,15 @@
-"""Service commands: db upgrade, jobs list/show/replay, backfill, and serve end to end."""
+"""Service commands: db upgrade, jobs list/show/replay, backfill, serve and web end to end."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +22,7 @@ from connector.cli import main
 from connector.helpdesks.base import IncomingEvent
 from connector.pipeline.store import JobStore, RunRecord
 from connector.sandbox.fake_helpdesk import FakeHelpdesk, wait_until
-from tests.processes import bitrix_sla
+from tests.processes import bitrix_sla, reap
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "cli-api-token"
@@ -218,6 +221,78 @@ def test_serve_end_to_end_and_graceful_stop(config: Path, helpdesk: FakeHelpdesk
         assert "sla:urgency:emergency" in written["tags"]
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+@pytest.mark.parametrize(("level", "logged"), [(None, True), ("warning", False)])
+def test_web_runs_under_gunicorn_and_logs_like_the_other_commands(
+    config: Path, tmp_path: Path, level: str | None, logged: bool
+) -> None:
+    """``web`` (the container command) logs refusals in the common format, at --log-level."""
+    port = _free_port()
+    argv = ["web", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--workers", "2", "--threads", "2", *(["--log-level", level] if level else [])]
+    env = {k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROC_DIR",)}
+    env.pop("BITRIX_SLA_LOG_LEVEL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "connector.cli", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/readyz"), timeout=30)
+        url = f"http://127.0.0.1:{port}/webhooks/fake/main"
+        body = {"ticket_id": "1", "event": "ticket.created"}
+        delivery = {"X-Fake-Delivery": str(uuid.uuid4())}
+        good = requests.post(url, json=body, headers={"X-Fake-Token": HOOK, **delivery}, timeout=5)
+        assert good.status_code == 202, good.text
+        bad = requests.post(
+            url, json=body, headers={"X-Fake-Token": "wrong", **delivery}, timeout=5
+        )
+        assert bad.status_code == 401, bad.text
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert process.stderr is not None
+        err = process.stderr.read()
+    finally:
+        reap(process)
+    refused = re.compile(
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO webhooks\.routes_ingest: "
+        r"refused a webhook for fake/main: unauthenticated \(401\)$",
+        re.MULTILINE,
+    )
+    assert bool(refused.search(err)) is logged, err
+    assert "wrong" not in err and HOOK not in err
+
+
+def test_log_levels_are_checked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["worker", "--log-level", "loud"])
+    assert "--log-level: invalid choice: 'LOUD'" in capsys.readouterr().err
+    monkeypatch.setenv("BITRIX_SLA_LOG_LEVEL", "loud")
+    assert run("worker")[0] == 1
+    assert capsys.readouterr().err == (
+        "bitrix-sla: 1 configuration error(s):\n"
+        "  environment: BITRIX_SLA_LOG_LEVEL: 'LOUD' is not a log level; "
+        "use one of DEBUG, INFO, WARNING, ERROR\n"
+    )
 
 
 def test_worker_serves_its_health_and_stops_on_sigterm(config: Path) -> None:

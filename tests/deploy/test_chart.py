@@ -312,6 +312,8 @@ def test_container_args_are_real_cli_commands(chart: ChartRenderer, ci_file: str
         except SystemExit:
             pytest.fail(f"{name}: bitrix-sla {' '.join(args)} does not parse")
         assert parsed.command in {"serve", "web", "worker"}
+        level = chart.values(ci_file).get("logLevel", chart.chart.values["logLevel"])
+        assert parsed.log_level == level.upper(), name  # every process logs at the chart's level
         if parsed.command in {"serve", "web"}:
             assert (parsed.host, parsed.port) == ("0.0.0.0", 8080), name
 
