@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from connector.cli import build_parser
+from connector.logs import LEVEL_VARIABLE
 from connector.mappings import load_mappings
 from connector.settings import _ENV_KEYS
 from tests.deploy.conftest import REPO, unavailable
@@ -403,6 +404,6 @@ def test_systemd_environment_example_names_only_known_variables() -> None:
         value.partition("=")[0] for section, key, value in unit_entries() if key == "Environment"
     }
     referenced = set(re.findall(r"_env: ([A-Z][A-Z0-9_]+)", text))  # token_env / webhook_secret_env
-    known = set(_ENV_KEYS) | {"BITRIX_SLA_CONFIG"} | unit_defaults | referenced
+    known = set(_ENV_KEYS) | {"BITRIX_SLA_CONFIG", LEVEL_VARIABLE} | unit_defaults | referenced
     assert sorted(names - known) == []
     assert {"DATABASE_URL", "BITRIX_SLA_CONFIG", "BITRIX_SLA_MAPPINGS"} <= names
