@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from connector.pipeline.db import driver_message
 from connector.pipeline.worker import Worker
 from connector.service import Service
 from connector.settings import Settings, load_settings
@@ -27,7 +28,6 @@ from webhooks.responses import (
     RETRY_AFTER_SECONDS,
     SERVICE_KEY,
     WORKER_KEY,
-    driver_message,
     problem,
     reason_for,
 )

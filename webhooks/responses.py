@@ -9,7 +9,6 @@ request body, a token or a header value.
 from __future__ import annotations
 
 from flask import Flask, Response, current_app, jsonify
-from sqlalchemy.exc import DBAPIError
 
 from connector.pipeline.worker import Worker
 from connector.service import Service
@@ -52,15 +51,6 @@ def problem(
 def reason_for(status: int, name: str) -> str:
     """The ``error`` value for an HTTP status: ours, else werkzeug's name in snake case."""
     return REASONS.get(status) or name.lower().replace(" ", "_").replace("-", "_")
-
-
-def driver_message(exc: Exception) -> str:
-    """What the database said, without the SQL statement and its parameters."""
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        return f"{type(exc.orig).__name__}: {exc.orig}"
-    if isinstance(exc, OSError):
-        return f"{type(exc).__name__}: {exc.strerror}"
-    return type(exc).__name__
 
 
 def current_service(app: Flask | None = None) -> Service:

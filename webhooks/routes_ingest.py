@@ -28,11 +28,11 @@ from werkzeug.exceptions import ClientDisconnected
 
 from connector import metrics
 from connector.errors import RequestError
+from connector.pipeline.db import driver_message
 from webhooks.responses import (
     RETRY_AFTER_SECONDS,
     current_service,
     current_worker,
-    driver_message,
     problem,
 )
 

@@ -230,6 +230,20 @@ def opening(url: str) -> Iterator[None]:
         ) from exc
 
 
+def driver_message(exc: BaseException) -> str:
+    """What the database or the OS said, for a log line: the error's type and the first line
+    of its message, without the SQL statement and its parameters (which may hold ticket data)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return f"{type(exc.orig).__name__}: {_first_line(str(exc.orig))}"
+    if isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {exc.strerror}"
+    return type(exc).__name__
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
 def _reason(exc: BaseException, url: str) -> str:
     """The first line of what the driver or the OS said, with the URL's password scrubbed."""
     if isinstance(exc, DBAPIError) and exc.orig is not None:
@@ -238,7 +252,7 @@ def _reason(exc: BaseException, url: str) -> str:
         text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     else:
         text = str(exc)
-    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    first = _first_line(text) or type(exc).__name__
     try:
         password = make_url(url).password
     except (SQLAlchemyError, ValueError):

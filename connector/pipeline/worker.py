@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from connector import metrics
 from connector.errors import PermanentError, TransientError
+from connector.pipeline.db import driver_message
 from connector.pipeline.processor import Processor
 from connector.pipeline.store import Job, JobStore, RunRecord
 
@@ -35,6 +36,74 @@ class PeriodicTask:
     name: str
     interval_seconds: float
     run: Callable[[dt.datetime], object]
+
+
+class Outage:
+    """A run of failures of one kind of database call, as the worker's threads meet it.
+
+    During an outage every attempt fails the same way, so the log gets one warning when it
+    starts, a reminder a minute while it lasts and one line when it ends; each failure's
+    traceback goes to DEBUG. :meth:`failed` also says how long to pause before the next
+    attempt: ``first_pause`` doubling with every failure (of any thread), up to ``max_pause``.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        then: str,
+        *,
+        first_pause: float,
+        max_pause: float = 10.0,
+        remind_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.what = what
+        self.then = then
+        self.first_pause = first_pause
+        self.max_pause = max(max_pause, first_pause)
+        self.remind_seconds = remind_seconds
+        self.failures = 0
+        self._clock = clock
+        self._since: float | None = None
+        self._reminded = 0.0
+        self._lock = threading.Lock()
+
+    def failed(self, exc: BaseException) -> float:
+        """Record one failed attempt; returns the seconds to pause before the next one."""
+        with self._lock:
+            now = self._clock()
+            self.failures += 1
+            if self._since is None:
+                self._since = self._reminded = now
+                log.warning("%s failed: %s; %s", self.what, driver_message(exc), self.then)
+            elif now - self._reminded >= self.remind_seconds:
+                self._reminded = now
+                log.warning(
+                    "%s still failing after %.0f s (%d attempts): %s",
+                    self.what,
+                    now - self._since,
+                    self.failures,
+                    driver_message(exc),
+                )
+            pause = self.first_pause * 2.0 ** min(self.failures - 1, 30)
+        log.debug("%s failed", self.what, exc_info=exc)
+        return min(pause, self.max_pause)
+
+    def recovered(self) -> None:
+        """The call worked: end the outage, if there was one (cheap when there was none)."""
+        if self._since is None:
+            return
+        with self._lock:
+            if self._since is None:
+                return
+            log.warning(
+                "%s works again after %.0f s (%d failed attempts)",
+                self.what,
+                self._clock() - self._since,
+                self.failures,
+            )
+            self._since = None
+            self.failures = 0
 
 
 def worker_name() -> str:
@@ -71,6 +140,20 @@ class Worker:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._last_beat: float | None = None
+        # what a lost database looks like from each loop (see Outage)
+        self._claims = Outage(
+            "claiming jobs", "retrying with backoff", first_pause=max(poll_seconds, 0.05)
+        )
+        self._records = Outage(
+            "recording a job's outcome",
+            "the job runs again once its lease has expired",
+            first_pause=max(poll_seconds, 0.05),
+        )
+        self._upkeep = Outage(
+            "renewing leases and ticking periodic tasks",
+            f"retrying every {max(lease_seconds / 3, 0.05):g} s",
+            first_pause=max(lease_seconds / 3, 0.05),
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -142,23 +225,36 @@ class Worker:
     # -- the work ----------------------------------------------------------------------------
 
     def _slot(self) -> None:
+        """Claim and run jobs until stopped. A slot outlives any database failure: a claim that
+        fails is tried again after a pause, and a job whose outcome cannot be recorded keeps
+        its lease until that expires, when the reaper queues it again (the re-run is a no-op
+        where the first run's writes landed)."""
         while not self._stopping.is_set():
             try:
                 job = self.store.claim(self.name, self.lease_seconds)
-            except Exception:  # database hiccup: log, wait, go on
-                log.exception("claim failed")
-                job = None
+            except Exception as exc:
+                self._pause(self._claims.failed(exc))
+                continue
+            self._claims.recovered()
             if job is None:
-                self._wake.wait(self.poll_seconds)
-                self._wake.clear()
+                self._pause(self.poll_seconds)
                 continue
             with self._lock:
                 self._running[job.id] = job
             try:
                 self.run_one(job)
+            except Exception as exc:
+                self._pause(self._records.failed(exc))
+            else:
+                self._records.recovered()
             finally:
                 with self._lock:
                     self._running.pop(job.id, None)
+
+    def _pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if :meth:`poke` or :meth:`stop` wakes the slots."""
+        self._wake.wait(seconds)
+        self._wake.clear()
 
     def run_one(self, job: Job) -> str:
         """Run a claimed job and record its end; returns the job's new status."""
@@ -204,23 +300,26 @@ class Worker:
         self._last_beat = time.monotonic()
         with self._lock:
             running = list(self._running.values())
-        for job in running:
-            try:
+        try:
+            for job in running:
                 if not self.store.heartbeat(job.id, self.name, self.lease_seconds):
                     log.warning("lost the lease of job %s", job.id)
-            except Exception:
-                log.exception("heartbeat failed")
-        try:
             reaped = self.store.reap()
             if reaped:
                 log.warning("requeued %d jobs whose worker stopped", reaped)
-        except Exception:
-            log.exception("reaper failed")
-        for task in self.periodic:
+            due = [
+                (task, previous)
+                for task in self.periodic
+                if (previous := self.store.try_tick(task.name, task.interval_seconds, self.name))
+                is not None
+            ]
+        except Exception as exc:  # the database: the next round tries again
+            self._upkeep.failed(exc)
+            return
+        self._upkeep.recovered()
+        for task, previous in due:
             try:
-                previous = self.store.try_tick(task.name, task.interval_seconds, self.name)
-                if previous is not None:
-                    task.run(previous)
+                task.run(previous)
             except Exception:
                 log.exception("periodic task %s failed", task.name)
 

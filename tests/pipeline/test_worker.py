@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import logging
 import threading
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from connector.helpdesks.base import IncomingEvent
 from connector.helpdesks.fake.adapter import FakeAdapter
 from connector.pipeline import db
 from connector.pipeline.plan import diff
 from connector.pipeline.store import JobStore
-from connector.pipeline.worker import PeriodicTask
+from connector.pipeline.worker import Outage, PeriodicTask
 from connector.policy.decision import Policy, decide
 from connector.sandbox.fake_helpdesk import FakeHelpdesk, wait_until
 from tests.clock import Clock
@@ -238,3 +241,121 @@ def test_stop_lets_a_running_job_finish(
     assert (job.status, job.outcome) == ("done", "applied")
     assert converged(adapter, policy, ticket)
     assert worker.health() == (False, "stopping")
+
+
+# -- a lost database ---------------------------------------------------------------------------
+
+
+def test_an_outage_logs_once_a_minute_and_backs_off(caplog: pytest.LogCaptureFixture) -> None:
+    now = [100.0]
+    outage = Outage("claiming jobs", "retrying", first_pause=0.5, max_pause=4, clock=lambda: now[0])
+    caplog.set_level(logging.DEBUG, logger="connector.pipeline.worker")
+    failure = OperationalError("SELECT secret FROM jobs", {"p": "ticket data"}, Exception("gone"))
+    pauses = []
+    for _ in range(7):
+        pauses.append(outage.failed(failure))
+        now[0] += 10
+    assert pauses == [0.5, 1, 2, 4, 4, 4, 4]  # doubling, capped
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    # the first failure, then a reminder once 60 s have passed (at the seventh)
+    assert warnings == [
+        "claiming jobs failed: Exception: gone; retrying",
+        "claiming jobs still failing after 60 s (7 attempts): Exception: gone",
+    ]
+    assert sum(r.levelno == logging.DEBUG and r.exc_info is not None for r in caplog.records) == 7
+    # the statement and its parameters (ticket data) stay out of the log's messages
+    assert not any(
+        "SELECT" in r.getMessage() or "ticket data" in r.getMessage() for r in caplog.records
+    )
+    caplog.clear()
+    outage.recovered()
+    outage.recovered()  # once only
+    assert [r.getMessage() for r in caplog.records] == [
+        "claiming jobs works again after 70 s (7 failed attempts)"
+    ]
+    assert outage.failed(failure) == 0.5  # a new outage starts over
+
+
+def _rename(store: JobStore, table: str, to: str) -> None:
+    with store.engine.begin() as connection:
+        connection.execute(text(f"ALTER TABLE {table} RENAME TO {to}"))
+
+
+def _warnings(caplog: pytest.LogCaptureFixture, start: str) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.getMessage().startswith(start)
+    ]
+
+
+def test_a_slot_outlives_a_database_lost_mid_job(
+    store: JobStore,
+    helpdesk: FakeHelpdesk,
+    adapter: FakeAdapter,
+    policy: Policy,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The job's outcome cannot be recorded: the slot lives on, and the job runs again once
+    its lease has expired (pytest would fail the test on a thread dying with an exception)."""
+    caplog.set_level(logging.INFO, logger="connector.pipeline.worker")
+    ticket = partner_ticket(helpdesk)
+    helpdesk.faults.latency(0.3)  # the job is mid-run when the table goes
+    worker = make_worker(store, adapter, policy, concurrency=1, poll_seconds=0.01, lease_seconds=3)
+    worker.start()
+    try:
+        ingest(store, ticket, "d1")
+        wait_until(lambda: worker.busy == 1, timeout=10)
+        _rename(store, "decisions", "decisions_away")  # where the run's record goes
+        wait_until(lambda: worker.busy == 0, timeout=10)
+        assert worker.health()[0], worker.health()
+        (failed,) = _warnings(caplog, "recording a job's outcome failed:")
+        assert failed.endswith("; the job runs again once its lease has expired")
+        (job,) = store.list_jobs()
+        assert job.status == "running"  # nothing was recorded: the lease still holds it
+        _rename(store, "decisions_away", "decisions")
+        clock.advance(seconds=5)  # past the lease: the reaper queues the job again
+        wait_until(lambda: store.counts()["done"] == 1, timeout=20)
+        assert _warnings(caplog, "recording a job's outcome works again after")
+        assert worker.health()[0], worker.health()
+    finally:
+        worker.stop(grace_seconds=10)
+    (run,) = store.ticket_runs("fake", "main", ticket)  # the first run left no record
+    assert run["outcome"] in ("applied", "unchanged")
+    assert converged(adapter, policy, ticket)
+
+
+def test_claims_back_off_while_the_jobs_table_is_gone(
+    store: JobStore,
+    helpdesk: FakeHelpdesk,
+    adapter: FakeAdapter,
+    policy: Policy,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="connector.pipeline.worker")
+    worker = make_worker(store, adapter, policy, concurrency=2, poll_seconds=0.01)
+    _rename(store, "jobs", "jobs_away")
+    worker.start()
+    try:
+
+        def attempts() -> int:
+            return sum(
+                r.levelno == logging.DEBUG and r.getMessage() == "claiming jobs failed"
+                for r in caplog.records
+            )
+
+        wait_until(lambda: attempts() >= 6, timeout=20)
+        assert worker.health()[0], worker.health()
+        # two slots failing again and again: one warning, no tracebacks above DEBUG
+        assert len(_warnings(caplog, "claiming jobs failed:")) == 1
+        assert not any(r.exc_info for r in caplog.records if r.levelno > logging.DEBUG)
+        _rename(store, "jobs_away", "jobs")
+        ticket = partner_ticket(helpdesk)
+        ingest(store, ticket, "d1")
+        worker.poke()
+        wait_until(lambda: store.counts()["done"] == 1, timeout=20)
+        assert _warnings(caplog, "claiming jobs works again after")
+    finally:
+        worker.stop(grace_seconds=10)
+    assert converged(adapter, policy, ticket)
