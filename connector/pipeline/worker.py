@@ -17,6 +17,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from connector import metrics
 from connector.errors import PermanentError, TransientError
 from connector.pipeline.db import driver_message
@@ -43,7 +45,8 @@ class Outage:
 
     During an outage every attempt fails the same way, so the log gets one warning when it
     starts, a reminder a minute while it lasts and one line when it ends; each failure's
-    traceback goes to DEBUG. :meth:`failed` also says how long to pause before the next
+    traceback goes to DEBUG (a failure that is not the database's is an error, logged with its
+    traceback every time). :meth:`failed` also says how long to pause before the next
     attempt: ``first_pause`` doubling with every failure (of any thread), up to ``max_pause``.
     """
 
@@ -86,7 +89,10 @@ class Outage:
                     driver_message(exc),
                 )
             pause = self.first_pause * 2.0 ** min(self.failures - 1, 30)
-        log.debug("%s failed", self.what, exc_info=exc)
+        if isinstance(exc, SQLAlchemyError | OSError):
+            log.debug("%s failed", self.what, exc_info=exc)
+        else:  # not the database: a bug, which every time deserves its traceback
+            log.error("%s failed unexpectedly", self.what, exc_info=exc)
         return min(pause, self.max_pause)
 
     def recovered(self) -> None:

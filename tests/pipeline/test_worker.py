@@ -276,6 +276,21 @@ def test_an_outage_logs_once_a_minute_and_backs_off(caplog: pytest.LogCaptureFix
     assert outage.failed(failure) == 0.5  # a new outage starts over
 
 
+def test_a_failure_that_is_not_the_database_keeps_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    outage = Outage("recording a job's outcome", "later", first_pause=0.1)
+    caplog.set_level(logging.DEBUG, logger="connector.pipeline.worker")
+    for _ in range(2):
+        try:
+            raise ValueError("a bug")
+        except ValueError as exc:
+            outage.failed(exc)
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 2 and all(r.exc_info and r.exc_info[0] is ValueError for r in errors)
+    assert errors[0].getMessage() == "recording a job's outcome failed unexpectedly"
+
+
 def _rename(store: JobStore, table: str, to: str) -> None:
     with store.engine.begin() as connection:
         connection.execute(text(f"ALTER TABLE {table} RENAME TO {to}"))
