@@ -139,7 +139,9 @@ class Settings(BaseModel):
         if url.get_backend_name() not in ("postgresql", "postgres"):
             raise ValueError("database_password: only a PostgreSQL database_url takes a password")
         if url.password is not None:
-            raise ValueError("database_password: database_url holds a password too; give one")
+            raise ValueError(
+                "database_password: database_url holds a password too; give it in one place"
+            )
         merged = url.set(password=password).render_as_string(hide_password=False)
         return {**data, "database_url": SecretStr(merged)}
 
