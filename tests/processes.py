@@ -22,14 +22,7 @@ def bitrix_sla(
     The command must print ``... http://HOST:PORT`` first (serve: "listening on", worker:
     "status on"). On leaving, a process still running is killed and its pipes closed.
     """
-    process = subprocess.Popen(
-        [sys.executable, "-m", "connector.cli", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=dict(env) if env is not None else None,
-    )
+    process = spawn(*argv, env=env)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -38,6 +31,20 @@ def bitrix_sla(
         yield process, match.group(0)
     finally:
         reap(process)
+
+
+def spawn(
+    *argv: str, env: Mapping[str, str] | None = None, stdout: int = subprocess.PIPE
+) -> subprocess.Popen[str]:
+    """Start ``bitrix-sla ARGV`` from the repository root, its stderr piped as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "connector.cli", *argv],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=dict(env) if env is not None else None,
+    )
 
 
 def reap(process: subprocess.Popen[str]) -> None:

@@ -9,7 +9,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from connector.cli import main
 from connector.helpdesks.base import IncomingEvent
 from connector.pipeline.store import JobStore, RunRecord
 from connector.sandbox.fake_helpdesk import FakeHelpdesk, wait_until
-from tests.processes import bitrix_sla, reap
+from tests.processes import bitrix_sla, reap, spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "cli-api-token"
@@ -230,9 +229,11 @@ def _free_port() -> int:
 
 
 def _answers(url: str) -> bool:
+    """Whether ``url`` answers 200. gunicorn listens before its workers have booted (slow on a
+    fresh checkout, which compiles every module first): meanwhile a request waits unanswered."""
     try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.ConnectionError:
+        return requests.get(url, timeout=5).status_code == 200
+    except (requests.ConnectionError, requests.Timeout):
         return False
 
 
@@ -244,18 +245,12 @@ def test_web_runs_under_gunicorn_and_logs_like_the_other_commands(
     port = _free_port()
     argv = ["web", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--workers", "2", "--threads", "2", *(["--log-level", level] if level else [])]
-    env = {k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROC_DIR",)}
-    env.pop("BITRIX_SLA_LOG_LEVEL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "connector.cli", *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=env,
-    )
+    env = dict(os.environ)
+    for inherited in ("PROMETHEUS_MULTIPROC_DIR", "BITRIX_SLA_LOG_LEVEL"):
+        env.pop(inherited, None)
+    process = spawn(*argv, env=env, stdout=subprocess.DEVNULL)
     try:
-        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/readyz"), timeout=30)
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/readyz"), timeout=60)
         url = f"http://127.0.0.1:{port}/webhooks/fake/main"
         body = {"ticket_id": "1", "event": "ticket.created"}
         delivery = {"X-Fake-Delivery": str(uuid.uuid4())}
