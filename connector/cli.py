@@ -13,7 +13,7 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from connector import __version__
-from connector.errors import ConfigError, StoreUnavailableError
+from connector.errors import ConfigError, ConfigIssue, StoreUnavailableError
 from connector.mappings import (
     CalendarsFile,
     Mappings,
@@ -51,13 +51,38 @@ def _load(directory: str | None) -> Mappings:
 
 
 def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
+    """The settings (file and environment), every instance's options and the mappings, checked
+    as the service would at start, without contacting the database or any helpdesk."""
+    from connector.helpdesks.registry import build_all
+    from connector.settings import Settings, load_settings
+
+    issues: list[ConfigIssue] = []
+    settings: Settings | None = None
     try:
-        mappings = _load(args.mappings)
+        settings = load_settings(file=args.config) if args.config else load_settings()
+        for adapter, _receiver in build_all(settings).values():
+            close = getattr(adapter, "close", None)
+            if close is not None:
+                close()
     except ConfigError as exc:
-        for issue in exc.issues:
+        issues.extend(exc.issues)
+    directory = args.mappings or (settings.mappings_dir if settings is not None else None)
+    mappings: Mappings | None = None
+    try:
+        mappings = load_mappings(Path(directory) if directory else None)
+    except ConfigError as exc:
+        issues.extend(exc.issues)
+    if issues or settings is None or mappings is None:
+        for issue in issues:
             print(str(issue), file=out)
-        print(f"{len(exc.issues)} error(s)", file=out)
+        print(f"{len(issues)} error(s)", file=out)
         return 1
+    names = ", ".join(f"{i.kind}/{i.name}" for i in settings.instances)
+    print(
+        f"settings from {settings.source}: {len(settings.instances)} helpdesk instance(s)"
+        + (f": {names}" if names else " (every webhook would get 404)"),
+        file=out,
+    )
     policy = mappings.policy
     for name, calendar in policy.calendars.items():
         known = f", holidays known until {calendar.covered_until}" if calendar.covered_until else ""
@@ -220,9 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub = add(
-        "check-config", cmd_check_config, "validate the mapping files; print OK or every error"
+        "check-config",
+        cmd_check_config,
+        "validate the settings and mapping files; print OK or every error",
     )
     sub.add_argument("--mappings", metavar="DIR", help=mappings_help)
+    sub.add_argument("--config", metavar="FILE", help="settings YAML (default: $BITRIX_SLA_CONFIG)")
 
     sub = add("due", cmd_due, "compute a due time in working hours on a calendar")
     sub.add_argument(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -48,6 +48,11 @@ class PayloadError(RequestError):
     reason = "invalid_payload"
 
 
+#: The file of an issue found in the settings by code that does not know where they came from
+#: (a helpdesk's options); :meth:`ConfigError.from_settings_in` names the real source.
+SETTINGS_FILE = "settings"
+
+
 @dataclass(frozen=True)
 class ConfigIssue:
     """One problem in a mapping or settings file."""
@@ -70,3 +75,11 @@ class ConfigError(ConnectorError):
         lines = "\n".join(f"  {issue}" for issue in issues)
         where = f" in {directory}" if directory is not None else ""
         super().__init__(f"{len(issues)} configuration error(s){where}:\n{lines}")
+
+    def from_settings_in(self, source: str) -> ConfigError:
+        """The same issues, those of :data:`SETTINGS_FILE` named by ``source`` instead (the
+        settings file's path, or ``environment``)."""
+        return ConfigError(
+            [replace(i, file=source) if i.file == SETTINGS_FILE else i for i in self.issues],
+            directory=self.directory,
+        )

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 
 from connector.helpdesks.base import HelpdeskAdapter, WebhookReceiver
-from connector.helpdesks.registry import build
+from connector.helpdesks.registry import build_all
 from connector.mappings import Mappings, load_mappings
 from connector.pipeline.periodic import reconciliation, retention
 from connector.pipeline.processor import Processor
@@ -31,8 +31,9 @@ class Service:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, migrate: bool = True) -> Service:
-        """Load mappings (refusing bad ones), open the store, build the adapters."""
+        """Load mappings and build the adapters (refusing bad ones), then open the store."""
         mappings = load_mappings(settings.mappings_dir)
+        built = build_all(settings)  # configuration errors before the database is touched
         backoff = Backoff(
             base_seconds=settings.backoff_base_seconds,
             cap_seconds=settings.backoff_cap_seconds,
@@ -48,10 +49,9 @@ class Service:
             group_commit=settings.group_commit,
         )
         service = cls(settings=settings, store=store, mappings=mappings)
-        for instance in settings.instances:
-            adapter, receiver = build(instance)
-            service.adapters[(instance.kind, instance.name)] = adapter
-            service.receivers[(instance.kind, instance.name)] = receiver
+        for key, (adapter, receiver) in built.items():
+            service.adapters[key] = adapter
+            service.receivers[key] = receiver
         if not settings.instances:
             log.warning(
                 "no helpdesk instances are configured (the settings file's 'instances:'): "

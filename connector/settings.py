@@ -35,6 +35,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -43,7 +44,7 @@ from pydantic import (
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import ArgumentError
 
-from connector.errors import ConfigError, ConfigIssue
+from connector.errors import SETTINGS_FILE, ConfigError, ConfigIssue
 from connector.secrets import SecretError, resolve_secret
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/bitrix-sla.db"
@@ -120,6 +121,12 @@ class Settings(BaseModel):
     settle_max_seconds: float = Field(default=10.0, ge=0)
     group_commit: bool = Field(default=True, description="concurrent webhooks share a commit")
     instances: tuple[InstanceSettings, ...] = ()
+    _source: str = PrivateAttr(default=SETTINGS_FILE)
+
+    @property
+    def source(self) -> str:
+        """Where these settings came from, for messages: the file's path, or ``environment``."""
+        return self._source
 
     @model_validator(mode="before")
     @classmethod
@@ -235,7 +242,7 @@ def load_settings(
             instances.append(entry)
         if instances:
             data["instances"] = instances
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         issues = [
             ConfigIssue(where, format_loc(e["loc"]), str(e["msg"]).removeprefix("Value error, "))
@@ -244,3 +251,5 @@ def load_settings(
         raise ConfigError(issues) from None
     except ValueError as exc:
         raise ConfigError([ConfigIssue(where, "", str(exc))]) from None
+    settings._source = where
+    return settings

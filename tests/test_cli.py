@@ -41,6 +41,58 @@ def test_check_config_lists_every_error(tmp_path: Path) -> None:
     assert text.splitlines()[-1] == "1 error(s)"
 
 
+def test_check_config_checks_the_settings_and_instances_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settings file, each instance's options and the mappings, with every error named by
+    file and key path; neither the database nor the helpdesks are contacted."""
+    database = tmp_path / "data" / "sla.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{database}")
+    monkeypatch.setenv("ZAMMAD_TOKEN", "api-token")
+    monkeypatch.delenv("BITRIX_SLA_MAPPINGS", raising=False)
+    zammad = {
+        "name": "main",
+        "kind": "zammad",
+        "url": "http://127.0.0.1:9",
+        "token_env": "ZAMMAD_TOKEN",
+        "webhook_secret_env": "ZAMMAD_TOKEN",
+    }
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        json.dumps({"mappings_dir": str(ROOT / "mappings"), "instances": [zammad]}),
+        encoding="utf-8",
+    )
+    code, text = run("check-config", "--config", str(good))
+    assert code == 0, text
+    assert text.splitlines()[0] == f"settings from {good}: 1 helpdesk instance(s): zammad/main"
+    assert text.splitlines()[-1] == "OK"
+
+    shutil.copytree(ROOT / "mappings", tmp_path / "m")
+    levels = tmp_path / "m" / "levels.yaml"
+    levels.write_text(levels.read_text().replace("hours: 2\n", "hours: 0\n"), encoding="utf-8")
+    bad = tmp_path / "bad.yaml"
+    broken = {**zammad, "options": {"integration_user_id": 0}}
+    znuny = {"name": "old", "kind": "znuny", "url": "http://127.0.0.1:9", "token_env": "NOPE"}
+    bad.write_text(
+        json.dumps({"mappings_dir": str(tmp_path / "m"), "instances": [broken]}), encoding="utf-8"
+    )
+    code, text = run("check-config", "--config", str(bad))
+    assert code == 1
+    lines = text.splitlines()
+    assert (
+        f"{bad}: instances.main.options.integration_user_id: Input should be greater than 0"
+        in lines
+    )
+    assert "levels.yaml: levels.vip.hours: Input should be greater than 0" in text
+    assert lines[-1] == f"{len(lines) - 1} error(s)"
+    # a secret that is not there is named too (settings errors stop before the instances)
+    bad.write_text(json.dumps({"instances": [znuny]}), encoding="utf-8")
+    code, text = run("check-config", "--config", str(bad))
+    assert code == 1
+    assert f"{bad}: instances[0].token_env: environment variable NOPE is not set" in text
+    assert not database.exists() and not database.parent.exists()
+
+
 @pytest.mark.parametrize(
     ("argv", "last_line"),
     [

@@ -198,6 +198,25 @@ def test_a_sqlite_path_under_a_file_is_named(
     assert (tmp_path / "data").read_text() == "not a directory"
 
 
+def test_a_bad_instance_is_named_in_its_file_before_the_database_is_touched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "data" / "db.sqlite"
+    bad = tmp_path / "bad.yaml"
+    instance = {"name": "main", "kind": "fake", "url": "http://127.0.0.1:9", "token": "t"}
+    bad.write_text(
+        yaml.safe_dump({"database_url": f"sqlite:///{database}", "instances": [instance]}),
+        encoding="utf-8",
+    )
+    for command in ("worker", "serve", "backfill"):
+        assert run(command, "--config", str(bad))[0] == 1
+        assert capsys.readouterr().err == (
+            "bitrix-sla: 1 configuration error(s):\n"
+            f"  {bad}: instances.main.webhook_secret: required for this kind\n"
+        ), command
+    assert not database.parent.exists()
+
+
 def test_serve_end_to_end_and_graceful_stop(config: Path, helpdesk: FakeHelpdesk) -> None:
     ticket = helpdesk.create_ticket(
         subject="Сайт не открывается",

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from connector.errors import ConfigError, ConfigIssue
+from connector.errors import SETTINGS_FILE, ConfigError, ConfigIssue
 from connector.secrets import SecretError, resolve_secret
 
 __all__ = ["HTTP_URL", "option_issue", "option_secret", "settings_error", "validate_options"]
@@ -29,7 +29,7 @@ _Model = TypeVar("_Model", bound=BaseModel)
 
 def settings_error(path: str, message: str) -> ConfigError:
     """A :class:`ConfigError` with one issue of the settings file at ``path``, to raise."""
-    return ConfigError([ConfigIssue("settings", path, message)])
+    return ConfigError([ConfigIssue(SETTINGS_FILE, path, message)])
 
 
 def option_secret(
@@ -91,4 +91,4 @@ def option_issue(
     if key_in_message and not loc and named:
         path.append(named.group(1))
         text = named.group(2)
-    return ConfigIssue("settings", ".".join(path), text)
+    return ConfigIssue(SETTINGS_FILE, ".".join(path), text)

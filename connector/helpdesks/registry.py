@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from connector.errors import ConfigError, ConfigIssue
+from connector.errors import SETTINGS_FILE, ConfigError, ConfigIssue
 from connector.helpdesks.base import HelpdeskAdapter, WebhookReceiver
-from connector.settings import InstanceSettings
+from connector.settings import InstanceSettings, Settings
 
 Pair = tuple[HelpdeskAdapter, WebhookReceiver]
 
@@ -14,9 +14,8 @@ Pair = tuple[HelpdeskAdapter, WebhookReceiver]
 def _secret(instance: InstanceSettings, name: str) -> str:
     value = getattr(instance, name)
     if value is None:
-        raise ConfigError(
-            [ConfigIssue("settings", f"instances.{instance.name}.{name}", "required for this kind")]
-        )
+        path = f"instances.{instance.name}.{name}"
+        raise ConfigError([ConfigIssue(SETTINGS_FILE, path, "required for this kind")])
     return str(value.get_secret_value())
 
 
@@ -60,10 +59,32 @@ def build(instance: InstanceSettings) -> Pair:
         raise ConfigError(
             [
                 ConfigIssue(
-                    "settings",
+                    SETTINGS_FILE,
                     f"instances.{instance.name}.kind",
                     f"unknown helpdesk kind {instance.kind!r}; known: {sorted(ADAPTERS)}",
                 )
             ]
         )
     return factory(instance)
+
+
+def build_all(settings: Settings) -> dict[tuple[str, str], Pair]:
+    """The adapter and receiver of every configured instance, by ``(kind, name)``.
+
+    Nothing is contacted: adapters connect on first use. Raises one :class:`ConfigError` with
+    the problems of every instance, each in the file the settings came from.
+    """
+    built: dict[tuple[str, str], Pair] = {}
+    issues: list[ConfigIssue] = []
+    for instance in settings.instances:
+        try:
+            built[(instance.kind, instance.name)] = build(instance)
+        except ConfigError as exc:
+            issues.extend(exc.from_settings_in(settings.source).issues)
+    if issues:
+        for adapter, _receiver in built.values():
+            close = getattr(adapter, "close", None)
+            if close is not None:
+                close()
+        raise ConfigError(issues)
+    return built

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from connector.errors import ConfigError, ConfigIssue
+from connector.errors import SETTINGS_FILE, ConfigError, ConfigIssue
 from connector.helpdesks.znuny.client import ZnunyAdapter
 from connector.helpdesks.znuny.options import ZnunyOptions, load_options
 from connector.helpdesks.znuny.receiver import ZnunyReceiver
@@ -121,7 +121,7 @@ def possible_values(instance: str, options: ZnunyOptions) -> dict[str, frozenset
     try:
         definitions = load_dynamic_fields(options.dynamic_fields_file).dynamic_fields
     except ValueError as exc:
-        raise ConfigError([ConfigIssue("settings", where, str(exc))]) from None
+        raise ConfigError([ConfigIssue(SETTINGS_FILE, where, str(exc))]) from None
     by_name = {definition.name: definition for definition in definitions.values()}
     found: dict[str, frozenset[str]] = {}
     issues: list[ConfigIssue] = []
@@ -131,7 +131,7 @@ def possible_values(instance: str, options: ZnunyOptions) -> dict[str, frozenset
         if values is None:
             issues.append(
                 ConfigIssue(
-                    "settings",
+                    SETTINGS_FILE,
                     where,
                     f"{options.dynamic_fields_file} defines no Dropdown/Multiselect {name!r} with "
                     "PossibleValues; give the DF file that was imported into Znuny",
