@@ -8,6 +8,7 @@ Kubernetes the chart supports, 1.33 and the newest schemas the package ships.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -621,6 +622,25 @@ def test_bundled_postgresql_builds_the_database_url(chart: ChartRenderer) -> Non
     assert env["BITRIX_SLA_DATABASE_PASSWORD"] == {
         "secretKeyRef": {"name": "pg-auth", "key": "password"}
     }
+
+
+def test_an_external_database_password_can_stay_out_of_the_url(chart: ChartRenderer) -> None:
+    """The chart README's recipe: the URL without a password, the password from a Secret."""
+    password = {"secretKeyRef": {"name": "sla-db", "key": "password"}}
+    rendered = chart.render(
+        {
+            "externalDatabase": {"url": "postgresql+psycopg://sla@db.example.com:5432/sla"},
+            "extraEnv": [{"name": "BITRIX_SLA_DATABASE_PASSWORD", "valueFrom": password}],
+        }
+    )
+    for name, container in app_containers(rendered).items():
+        env = env_of(container)
+        assert env["BITRIX_SLA_DATABASE_PASSWORD"] == password, name
+        assert "DATABASE_URL" in env, name
+    url = base64.b64decode(rendered.one("Secret")["data"]["databaseUrl"]).decode()
+    assert url == "postgresql+psycopg://sla@db.example.com:5432/sla"
+    settings = load_settings({"DATABASE_URL": url, "BITRIX_SLA_DATABASE_PASSWORD": "p@ss/%41"})
+    assert make_url(settings.database_url.get_secret_value()).password == "p@ss/%41"
 
 
 # -- secrets -------------------------------------------------------------------------------------
