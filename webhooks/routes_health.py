@@ -12,7 +12,7 @@ from flask import Blueprint, Response, jsonify
 
 from connector import metrics
 from connector.pipeline.store import JobStore
-from webhooks.responses import current_service
+from webhooks.responses import current_service, current_worker
 
 bp = Blueprint("health", __name__)
 
@@ -35,8 +35,19 @@ def readiness(store: JobStore) -> tuple[bool, dict[str, str]]:
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    """The process is alive and serving requests; touches nothing else."""
-    return jsonify({"status": "ok"})
+    """The process is alive and serving requests; touches nothing else.
+
+    Under ``bitrix-sla serve`` the process also runs the worker, so its health counts too
+    (every slot and the lease keeper running; see :meth:`Worker.health`): a process whose
+    worker has stopped would take webhooks and never act on them, and only a restart fixes it.
+    """
+    worker = current_worker()
+    if worker is None:
+        return jsonify({"status": "ok"})
+    alive, why = worker.health()
+    response = jsonify({"status": "ok" if alive else "unhealthy", "worker": why})
+    response.status_code = 200 if alive else 503
+    return response
 
 
 @bp.get("/readyz")

@@ -25,6 +25,25 @@ def test_healthz(client: FlaskClient) -> None:
     assert response.get_json() == {"status": "ok"}
 
 
+def test_healthz_under_serve_counts_the_worker(
+    make_app: Callable[..., Flask], settings: Settings
+) -> None:
+    """With the worker in the process (``serve``), /healthz fails while it is not running."""
+    service = Service.from_settings(settings)
+    worker = service.worker(concurrency=2, periodic=False)
+    client = make_app(service, worker=worker).test_client()
+
+    def health() -> tuple[int, object]:
+        response = client.get("/healthz")
+        return response.status_code, response.get_json()
+
+    assert health() == (503, {"status": "unhealthy", "worker": "not started"})
+    worker.start()
+    assert health() == (200, {"status": "ok", "worker": "0 of 2 slots busy"})
+    worker.stop(grace_seconds=5)
+    assert health() == (503, {"status": "unhealthy", "worker": "stopping"})
+
+
 def test_readyz_when_ready(client: FlaskClient) -> None:
     response = client.get("/readyz")
 
