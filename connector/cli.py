@@ -43,7 +43,7 @@ def _parse_instant(text: str, what: str, zone: dt.tzinfo | None = None) -> dt.da
     return value
 
 
-def _load(directory: str | None) -> Mappings:
+def _load(directory: str | Path | None) -> Mappings:
     return load_mappings(Path(directory) if directory else None)
 
 
@@ -53,23 +53,19 @@ def _load(directory: str | None) -> Mappings:
 def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
     """The settings (file and environment), every instance's options and the mappings, checked
     as the service would at start, without contacting the database or any helpdesk."""
-    from connector.helpdesks.registry import build_all
+    from connector.helpdesks.registry import build_all, close_adapters
     from connector.settings import Settings, load_settings
 
     issues: list[ConfigIssue] = []
     settings: Settings | None = None
     try:
         settings = load_settings(file=args.config) if args.config else load_settings()
-        for adapter, _receiver in build_all(settings).values():
-            close = getattr(adapter, "close", None)
-            if close is not None:
-                close()
+        close_adapters(build_all(settings))
     except ConfigError as exc:
         issues.extend(exc.issues)
-    directory = args.mappings or (settings.mappings_dir if settings is not None else None)
     mappings: Mappings | None = None
     try:
-        mappings = load_mappings(Path(directory) if directory else None)
+        mappings = _load(args.mappings or (settings.mappings_dir if settings is not None else None))
     except ConfigError as exc:
         issues.extend(exc.issues)
     if issues or settings is None or mappings is None:

@@ -82,9 +82,14 @@ def build_all(settings: Settings) -> dict[tuple[str, str], Pair]:
         except ConfigError as exc:
             issues.extend(exc.from_settings_in(settings.source).issues)
     if issues:
-        for adapter, _receiver in built.values():
-            close = getattr(adapter, "close", None)
-            if close is not None:
-                close()
+        close_adapters(built)
         raise ConfigError(issues)
     return built
+
+
+def close_adapters(built: dict[tuple[str, str], Pair]) -> None:
+    """Close the HTTP sessions of adapters :func:`build_all` made (those that hold one)."""
+    for adapter, _receiver in built.values():
+        close = getattr(adapter, "close", None)
+        if close is not None:
+            close()

@@ -157,8 +157,8 @@ class Worker:
         )
         self._upkeep = Outage(
             "renewing leases and ticking periodic tasks",
-            f"retrying every {max(lease_seconds / 3, 0.05):g} s",
-            first_pause=max(lease_seconds / 3, 0.05),
+            f"retrying every {self.maintenance_seconds:g} s",
+            first_pause=self.maintenance_seconds,  # unused: the lease keeper keeps its pace
         )
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -208,6 +208,11 @@ class Worker:
         self._wake.set()
 
     @property
+    def maintenance_seconds(self) -> float:
+        """How often the lease keeper renews leases, reaps and ticks: a third of a lease."""
+        return max(self.lease_seconds / 3, 0.05)
+
+    @property
     def busy(self) -> int:
         with self._lock:
             return len(self._running)
@@ -223,7 +228,7 @@ class Worker:
         if dead:
             return False, f"threads stopped: {', '.join(dead)}"
         age = time.monotonic() - self._last_beat
-        limit = 3 * max(self.lease_seconds / 3, 0.05) + 5
+        limit = 3 * self.maintenance_seconds + 5
         if age > limit:
             return False, f"lease keeper silent for {age:.0f} s (limit {limit:.0f} s)"
         return True, f"{self.busy} of {self.concurrency} slots busy"
@@ -298,8 +303,7 @@ class Worker:
 
     def _maintain(self) -> None:
         """Renew leases, reap expired ones and run periodic tasks, every lease/3 seconds."""
-        interval = max(self.lease_seconds / 3, 0.05)
-        while not self._stopping.wait(interval):
+        while not self._stopping.wait(self.maintenance_seconds):
             self.maintain_once()
 
     def maintain_once(self) -> None:
@@ -313,21 +317,22 @@ class Worker:
             reaped = self.store.reap()
             if reaped:
                 log.warning("requeued %d jobs whose worker stopped", reaped)
-            due = [
-                (task, previous)
-                for task in self.periodic
-                if (previous := self.store.try_tick(task.name, task.interval_seconds, self.name))
-                is not None
-            ]
+            for task in self.periodic:
+                previous = self.store.try_tick(task.name, task.interval_seconds, self.name)
+                if previous is not None:  # this replica won the tick: run it now
+                    self._run_periodic(task, previous)
         except Exception as exc:  # the database: the next round tries again
             self._upkeep.failed(exc)
             return
         self._upkeep.recovered()
-        for task, previous in due:
-            try:
-                task.run(previous)
-            except Exception:
-                log.exception("periodic task %s failed", task.name)
+
+    @staticmethod
+    def _run_periodic(task: PeriodicTask, previous: dt.datetime) -> None:
+        """A task's own failure (a helpdesk down during the sweep) is logged, never raised."""
+        try:
+            task.run(previous)
+        except Exception:
+            log.exception("periodic task %s failed", task.name)
 
     def drain(self, timeout_seconds: float = 30.0) -> Iterator[Job]:
         """Run due jobs on the calling thread until none is left (tests, backfill, demo)."""
