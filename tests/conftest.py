@@ -11,7 +11,6 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -21,6 +20,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from tests.processes import free_port
 
 DEFAULT_POSTGRES = f"postgresql+psycopg://{getpass.getuser()}@127.0.0.1:5432/test"
 
@@ -36,18 +37,12 @@ def _reachable(url: str) -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class _Throwaway:
     """A private PostgreSQL cluster in a temporary directory, for machines without one."""
 
     def __init__(self) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="bsla-pg-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.prefix: list[str] = []
         if os.geteuid() == 0:  # initdb refuses root: run as the postgres user
             shutil.chown(self.directory, "postgres")

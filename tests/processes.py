@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -31,6 +32,13 @@ def bitrix_sla(
         yield process, match.group(0)
     finally:
         reap(process)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (the OS's pick; free until someone binds it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def spawn(

@@ -21,7 +21,7 @@ from connector.cli import main
 from connector.helpdesks.base import IncomingEvent
 from connector.pipeline.store import JobStore, RunRecord
 from connector.sandbox.fake_helpdesk import FakeHelpdesk, wait_until
-from tests.processes import bitrix_sla, reap, spawn
+from tests.processes import bitrix_sla, free_port, reap, spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "cli-api-token"
@@ -241,12 +241,6 @@ def test_serve_end_to_end_and_graceful_stop(config: Path, helpdesk: FakeHelpdesk
         assert process.wait(timeout=30) == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _answers(url: str) -> bool:
     """Whether ``url`` answers 200. gunicorn listens before its workers have booted (slow on a
     fresh checkout, which compiles every module first): meanwhile a request waits unanswered."""
@@ -261,7 +255,7 @@ def test_web_runs_under_gunicorn_and_logs_like_the_other_commands(
     config: Path, tmp_path: Path, level: str | None, logged: bool
 ) -> None:
     """``web`` (the container command) logs refusals in the common format, at --log-level."""
-    port = _free_port()
+    port = free_port()
     argv = ["web", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--workers", "2", "--threads", "2", *(["--log-level", level] if level else [])]
     env = dict(os.environ)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ import responses
 from connector.errors import PermanentError, TransientError
 from connector.helpdesks.http import error_for, new_session, parse_retry_after, send
 from connector.sandbox.fake_helpdesk import FakeHelpdesk
+from tests.processes import free_port
 
 TOKEN = "tok-9f8e7d6c5b4a"
 AUTH = {"Authorization": f"Token token={TOKEN}"}
@@ -44,12 +44,6 @@ def fail(session: requests.Session, url: str, method: str = "GET", **kwargs: Any
         send(session, method, url, source="fake demo", **kwargs)
     assert TOKEN not in str(caught.value)
     return caught.value
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_connection_refused_is_transient(session: requests.Session) -> None:
