@@ -131,7 +131,9 @@ def _kill_if_mid_job(store: JobStore, worker: subprocess.Popen[bytes]) -> int | 
     """If the worker holds a running job, ``kill -9`` it and return the job id; else None.
 
     SIGSTOP first makes the observation exact: a frozen process cannot finish the job between
-    our look at the table and the kill.
+    our look at the table and the kill. The signal is delivered asynchronously, so the look
+    waits until every thread of the worker is stopped: one still running on the other CPU
+    could commit the job's end just after the look.
     """
 
     def mine() -> list[int]:
@@ -144,6 +146,7 @@ def _kill_if_mid_job(store: JobStore, worker: subprocess.Popen[bytes]) -> int | 
     if not mine():
         return None
     worker.send_signal(signal.SIGSTOP)
+    wait_until(lambda: _all_threads_stopped(worker.pid), timeout=10, interval=0.001)
     held = mine()
     if held:
         worker.send_signal(signal.SIGKILL)
@@ -189,3 +192,15 @@ def _check(
     assert helpdesk.max_concurrent_per_ticket() <= 1
     assert TICKETS <= total_runs <= sent + TICKETS
     print(f"\n{sent} events -> {total_runs} runs over {TICKETS} tickets, 0 lost, 0 dead")
+
+
+def _all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is in the stopped state (``T`` in /proc/…/stat)."""
+    states = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
+        states.append(stat.rsplit(")", 1)[1].split()[0])
+    return bool(states) and all(state in ("T", "t") for state in states)
