@@ -39,6 +39,7 @@ from sqlalchemy import (
     inspect,
     select,
     text,
+    update,
 )
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.engine.url import make_url
@@ -162,6 +163,8 @@ schedules = Table(
     Column("last_run_at", UtcDateTime, nullable=True),
     Column("last_owner", String(200), nullable=True),
     Column("cursor", String(64), nullable=True),
+    # the time of the last tick whose run ended without error: the next run starts from it
+    Column("succeeded_at", UtcDateTime, nullable=True),
 )
 
 
@@ -187,10 +190,22 @@ def _v2_two_statement_ingest(connection: Connection) -> None:
     _add_column(connection, jobs, "settle_deadline")
 
 
+def _v3_periodic_success(connection: Connection) -> None:
+    """A periodic task remembers its last successful tick, so a failed or interrupted sweep is
+    done again from there; every tick run before counts as a success."""
+    _add_column(connection, schedules, "succeeded_at")
+    connection.execute(
+        update(schedules)
+        .where(schedules.c.succeeded_at.is_(None))
+        .values(succeeded_at=schedules.c.last_run_at)
+    )
+
+
 # version -> migration; append, never edit a released entry.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _v1_initial,
     2: _v2_two_statement_ingest,
+    3: _v3_periodic_success,
 }
 LATEST = max(MIGRATIONS)
 

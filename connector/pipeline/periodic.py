@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Mapping
 
 from connector.helpdesks.base import HelpdeskAdapter
-from connector.pipeline.store import JobStore
+from connector.pipeline.store import EPOCH, JobStore
 from connector.pipeline.worker import PeriodicTask
 
 log = logging.getLogger(__name__)
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def reconciliation(
@@ -26,15 +26,20 @@ def reconciliation(
     interval_seconds: float,
     overlap: dt.timedelta = dt.timedelta(minutes=2),
 ) -> PeriodicTask:
-    """Queue open tickets changed since the last sweep (minus an overlap for clock skew)."""
+    """Queue open tickets changed since the last successful sweep (minus an overlap for clock
+    skew). A sweep that fails (a helpdesk down) or is cut short by shutdown is not a success, so
+    the next one covers its window again: re-queueing a ticket costs one read."""
 
-    def sweep(previous: dt.datetime) -> int:
+    def sweep(previous: dt.datetime, stopping: threading.Event) -> int:
         if previous == EPOCH:  # first sweep ever: recent changes only; backfill does the rest
             previous = store.now() - dt.timedelta(seconds=interval_seconds)
         since = previous - overlap
         queued = 0
         for (kind, instance), adapter in adapters.items():
             for ticket_id in adapter.changed_since(since):
+                if stopping.is_set():
+                    log.info("reconciliation sweep stopped for shutdown after %d tickets", queued)
+                    return queued
                 store.enqueue(kind, instance, ticket_id, "sweep")
                 queued += 1
         log.info("reconciliation sweep since %s queued %d tickets", since.isoformat(), queued)
@@ -44,10 +49,11 @@ def reconciliation(
 
 
 def retention(store: JobStore, keep: dt.timedelta, interval_seconds: float = 3600) -> PeriodicTask:
-    """Delete events, finished jobs and audit rows older than ``keep``."""
+    """Delete events, finished jobs and audit rows older than ``keep``, in short transactions
+    (see :meth:`JobStore.purge`); shutdown stops it between two of them."""
 
-    def purge(_previous: dt.datetime) -> dict[str, int]:
-        removed = store.purge(keep)
+    def purge(_previous: dt.datetime, stopping: threading.Event) -> dict[str, int]:
+        removed = store.purge(keep, stop=stopping.is_set)
         log.info("retention removed %s", removed)
         return removed
 

@@ -104,6 +104,25 @@ class IngestResult(BaseModel):
 
 _DUPLICATE = IngestResult(duplicate=True, job_id=None)
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+#: rows one retention transaction deletes at most, so that webhooks commit in between
+PURGE_CHUNK_ROWS = 2000
+
+
+class Tick(BaseModel):
+    """This replica's run of a periodic task: the tick's time, and where the run starts from.
+
+    ``since`` is the time of the last tick whose run succeeded (:meth:`JobStore.tick_succeeded`),
+    the epoch if none has: a run that failed or was cut short is done again from there.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    at: dt.datetime
+    since: dt.datetime
+
+
 _EVENT_COLUMNS = (
     "received_at",
     "kind",
@@ -739,12 +758,12 @@ class JobStore:
 
     # -- periodic jobs and retention --------------------------------------------------------------
 
-    def try_tick(self, name: str, interval_seconds: float, owner: str) -> dt.datetime | None:
-        """Claim this period's run of periodic job ``name``: exactly one replica gets it.
+    def try_tick(self, name: str, interval_seconds: float, owner: str) -> Tick | None:
+        """Claim this period's run of periodic task ``name``: exactly one replica gets it.
 
-        Returns the previous run time (the sweep's "changed since") to the owner, or None when
-        another replica owns this tick or it is not due yet. The first tick ever returns the
-        epoch.
+        Returns the tick to the owner, or None when another replica owns this tick or it is not
+        due yet. The owner calls :meth:`tick_succeeded` once the run has done its work; until
+        then every later tick starts from the last one that succeeded.
         """
         with self._write() as connection:
             now = self.now(connection)
@@ -757,8 +776,8 @@ class JobStore:
                     .on_conflict_do_nothing(index_elements=["name"])
                     .returning(schedules.c.name)
                 ).scalar()
-                return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) if created else None
-            seen, previous = row.next_run_at, row.last_run_at
+                return Tick(name=name, at=now, since=EPOCH) if created else None
+            seen = row.next_run_at
             if seen.tzinfo is None:
                 seen = seen.replace(tzinfo=dt.UTC)
             if seen > now:
@@ -770,20 +789,51 @@ class JobStore:
             )
             if result.rowcount != 1:
                 return None
-            return previous if previous is not None else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+            return Tick(name=name, at=now, since=row.succeeded_at or EPOCH)
 
-    def purge(self, older_than: dt.timedelta) -> dict[str, int]:
-        """Delete events, finished jobs and audit rows older than the retention period."""
+    def tick_succeeded(self, tick: Tick) -> None:
+        """Record that ``tick``'s run did its work: later ticks start from ``tick.at``."""
         with self._write() as connection:
+            connection.execute(
+                update(schedules)
+                .where(
+                    schedules.c.name == tick.name,
+                    schedules.c.succeeded_at.is_(None) | (schedules.c.succeeded_at < tick.at),
+                )
+                .values(succeeded_at=tick.at)
+            )
+
+    def purge(
+        self,
+        older_than: dt.timedelta,
+        *,
+        chunk_rows: int = PURGE_CHUNK_ROWS,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> dict[str, int]:
+        """Delete events, finished jobs and audit rows older than the retention period.
+
+        Each transaction deletes at most ``chunk_rows`` rows, so a large backlog (the first run
+        after the retention period was shortened, say) never holds SQLite's one write lock for
+        long: webhooks commit between the chunks. ``stop`` is asked before each chunk; what is
+        left is deleted by the next run. Returns the rows deleted per table.
+        """
+        if chunk_rows < 1:
+            raise ValueError("chunk_rows must be at least 1")
+        with self._read() as connection:
             cutoff = self.now(connection) - older_than
-            return {
-                "events": connection.execute(
-                    delete(events).where(events.c.received_at < cutoff)
-                ).rowcount,
-                "jobs": connection.execute(
-                    delete(jobs).where(jobs.c.status == "done", jobs.c.finished_at < cutoff)
-                ).rowcount,
-                "decisions": connection.execute(
-                    delete(decisions).where(decisions.c.finished_at < cutoff)
-                ).rowcount,
-            }
+        targets = (
+            (events, events.c.received_at < cutoff),
+            (jobs, and_(jobs.c.status == "done", jobs.c.finished_at < cutoff)),
+            (decisions, decisions.c.finished_at < cutoff),
+        )
+        removed: dict[str, int] = {}
+        for table, old in targets:
+            removed[table.name] = 0
+            chunk = select(table.c.id).where(old).limit(chunk_rows).scalar_subquery()
+            while not stop():
+                with self._write() as connection:
+                    count = connection.execute(delete(table).where(table.c.id.in_(chunk))).rowcount
+                removed[table.name] += count
+                if count < chunk_rows:
+                    break
+        return removed

@@ -1,5 +1,10 @@
 """The worker: slots that claim and run jobs, a lease keeper, a reaper and periodic ticks.
 
+The lease keeper (which also reaps) and the periodic tasks run on threads of their own: a
+reconciliation sweep over thousands of tickets, or a retention run over a large backlog, takes
+minutes, and while the lease keeper waited for one the worker's leases would expire and another
+replica would run the same tickets again.
+
 Shutdown is graceful: :meth:`Worker.stop` (wired to SIGTERM by the CLI) stops claiming, lets
 running jobs finish within the grace period, and leaves any that do not to the reaper of the
 next worker (their leases expire); nothing is lost either way.
@@ -32,12 +37,15 @@ log = logging.getLogger(__name__)
 class PeriodicTask:
     """Work that runs once per ``interval_seconds`` across all replicas.
 
-    ``run`` receives the previous tick's time (the epoch the first time).
+    ``run(since, stopping)`` receives the time of the last tick whose run succeeded (the epoch
+    if none has) and the worker's stop event, which a long run checks to end early. A run
+    succeeds when it returns while the worker is not stopping; one that raises or is cut short
+    is done again from the same ``since`` at a later tick.
     """
 
     name: str
     interval_seconds: float
-    run: Callable[[dt.datetime], object]
+    run: Callable[[dt.datetime, threading.Event], object]
 
 
 class Outage:
@@ -156,9 +164,14 @@ class Worker:
             first_pause=max(poll_seconds, 0.05),
         )
         self._upkeep = Outage(
-            "renewing leases and ticking periodic tasks",
+            "renewing leases",
             f"retrying every {self.maintenance_seconds:g} s",
             first_pause=self.maintenance_seconds,  # unused: the lease keeper keeps its pace
+        )
+        self._ticks = Outage(
+            "ticking periodic tasks",
+            f"retrying every {self.maintenance_seconds:g} s",
+            first_pause=self.maintenance_seconds,  # unused: the ticker keeps its pace
         )
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -173,6 +186,10 @@ class Worker:
         keeper = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
         keeper.start()
         self._threads.append(keeper)
+        if self.periodic:
+            ticker = threading.Thread(target=self._tick, name="periodic", daemon=True)
+            ticker.start()
+            self._threads.append(ticker)
         log.info("worker %s started with %d slots", self.name, self.concurrency)
 
     def stop(self, grace_seconds: float = 30.0) -> None:
@@ -209,7 +226,8 @@ class Worker:
 
     @property
     def maintenance_seconds(self) -> float:
-        """How often the lease keeper renews leases, reaps and ticks: a third of a lease."""
+        """How often the lease keeper renews leases and reaps, and the periodic tasks' thread
+        asks for a tick: a third of a lease."""
         return max(self.lease_seconds / 3, 0.05)
 
     @property
@@ -302,11 +320,11 @@ class Worker:
         return status
 
     def _maintain(self) -> None:
-        """Renew leases, reap expired ones and run periodic tasks, every lease/3 seconds."""
+        """Renew leases and reap expired ones, every lease/3 seconds."""
         while not self._stopping.wait(self.maintenance_seconds):
-            self.maintain_once()
+            self.keep_leases()
 
-    def maintain_once(self) -> None:
+    def keep_leases(self) -> None:
         self._last_beat = time.monotonic()
         with self._lock:
             running = list(self._running.values())
@@ -317,22 +335,50 @@ class Worker:
             reaped = self.store.reap()
             if reaped:
                 log.warning("requeued %d jobs whose worker stopped", reaped)
-            for task in self.periodic:
-                previous = self.store.try_tick(task.name, task.interval_seconds, self.name)
-                if previous is not None:  # this replica won the tick: run it now
-                    self._run_periodic(task, previous)
         except Exception as exc:  # the database: the next round tries again
             self._upkeep.failed(exc)
             return
         self._upkeep.recovered()
 
-    @staticmethod
-    def _run_periodic(task: PeriodicTask, previous: dt.datetime) -> None:
-        """A task's own failure (a helpdesk down during the sweep) is logged, never raised."""
+    def _tick(self) -> None:
+        """Ask for every periodic task's tick, every lease/3 seconds; run those this replica
+        wins, one after another, on this thread."""
+        while not self._stopping.wait(self.maintenance_seconds):
+            self.tick_periodic()
+
+    def tick_periodic(self) -> None:
+        """One round of the periodic tasks' thread: claim each task's tick if it is due, run
+        the task if this replica won it, and record its success (tests call this directly)."""
+        for task in self.periodic:
+            if self._stopping.is_set():
+                return
+            try:
+                tick = self.store.try_tick(task.name, task.interval_seconds, self.name)
+                if tick is not None and self._run_periodic(task, tick.since):
+                    self.store.tick_succeeded(tick)
+            except Exception as exc:  # the database: the next round tries again
+                self._ticks.failed(exc)
+                return
+            self._ticks.recovered()
+
+    def _run_periodic(self, task: PeriodicTask, since: dt.datetime) -> bool:
+        """Run a task this replica won; whether it did its work. A task's own failure (a
+        helpdesk down during the sweep) is logged, never raised."""
         try:
-            task.run(previous)
+            task.run(since, self._stopping)
         except Exception:
-            log.exception("periodic task %s failed", task.name)
+            log.exception(
+                "periodic task %s failed; the next tick starts again from %s",
+                task.name,
+                since.isoformat(),
+            )
+            return False
+        if self._stopping.is_set():
+            log.info(
+                "periodic task %s cut short by shutdown; the next tick does it again", task.name
+            )
+            return False
+        return True
 
     def drain(self, timeout_seconds: float = 30.0) -> Iterator[Job]:
         """Run due jobs on the calling thread until none is left (tests, backfill, demo)."""

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from connector.helpdesks.base import IncomingEvent
 from connector.pipeline import db
 from connector.pipeline.retry import Backoff
-from connector.pipeline.store import JobStore, RunRecord
+from connector.pipeline.store import EPOCH, JobStore, RunRecord
 from tests.clock import Clock
 
 T0 = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.UTC)
@@ -286,11 +286,59 @@ def test_periodic_tick_has_one_owner_across_replicas(database_url: str, clock: C
     engine.dispose()
 
 
-def test_tick_returns_the_previous_run(store: JobStore, clock: Clock) -> None:
-    assert store.try_tick("sweep", 60, "a") == dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    assert store.try_tick("sweep", 60, "a") is None
+def test_a_tick_starts_from_the_last_one_that_succeeded(store: JobStore, clock: Clock) -> None:
+    first = store.try_tick("sweep", 60, "a")
+    assert first is not None and (first.at, first.since) == (T0, EPOCH)
+    assert store.try_tick("sweep", 60, "a") is None  # not due yet
+    store.tick_succeeded(first)
     clock.advance(seconds=60)
-    assert store.try_tick("sweep", 60, "a") == T0
+    failed = store.try_tick("sweep", 60, "a")
+    assert failed is not None and failed.since == T0
+    # that run failed (no tick_succeeded): the next tick starts from the same place
+    clock.advance(seconds=60)
+    retry = store.try_tick("sweep", 60, "b")
+    assert retry is not None and (retry.at, retry.since) == (T0 + dt.timedelta(seconds=120), T0)
+    store.tick_succeeded(retry)
+    store.tick_succeeded(failed)  # a slow run that ends later never moves the start back
+    clock.advance(seconds=60)
+    after = store.try_tick("sweep", 60, "a")
+    assert after is not None and after.since == retry.at
+
+
+def test_purge_deletes_in_short_transactions(store: JobStore, clock: Clock) -> None:
+    for n in range(25):
+        store.ingest("fake", "a", event(str(n % 5), f"d{n}"), b"{}")
+    clock.advance(days=31)
+    store.ingest("fake", "a", event("9", "recent"), b"{}")
+    trace: list[str] = []  # D: a DELETE ran, C: a transaction committed
+
+    def deleting(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("DELETE"):
+            trace.append("D")
+
+    sa_event.listen(store.engine, "before_cursor_execute", deleting)
+    sa_event.listen(store.engine, "commit", lambda _connection: trace.append("C"))
+    asked: list[bool] = []
+
+    def stop_after_one_chunk() -> bool:
+        asked.append(True)
+        return len(asked) > 1
+
+    first = store.purge(dt.timedelta(days=30), chunk_rows=10, stop=stop_after_one_chunk)
+    assert first == {"events": 10, "jobs": 0, "decisions": 0}
+    trace.clear()
+    assert store.purge(dt.timedelta(days=30), chunk_rows=10) == {
+        "events": 15,
+        "jobs": 0,
+        "decisions": 0,
+    }
+    # each chunk commits on its own: two of events, then one pass over each other table
+    assert "".join(trace).count("DC") == 4 and "DD" not in "".join(trace)
+    with store.engine.connect() as connection:
+        left = connection.execute(select(db.events.c.delivery_id)).scalars().all()
+    assert left == ["recent"]
+    with pytest.raises(ValueError, match="chunk_rows"):
+        store.purge(dt.timedelta(days=30), chunk_rows=0)
 
 
 def test_purge_keeps_recent_and_unfinished_work(store: JobStore, clock: Clock) -> None:
@@ -335,6 +383,7 @@ def test_v2_upgrades_a_v1_database_with_data(database_url: str, clock: Clock) ->
     with engine.begin() as connection:  # make it a v1 database, as released
         connection.execute(text("ALTER TABLE events DROP COLUMN job_key"))
         connection.execute(text("ALTER TABLE jobs DROP COLUMN settle_deadline"))
+        connection.execute(text("ALTER TABLE schedules DROP COLUMN succeeded_at"))
         connection.execute(db.schema_version.delete().where(db.schema_version.c.version > 1))
         connection.execute(
             text(
@@ -345,12 +394,31 @@ def test_v2_upgrades_a_v1_database_with_data(database_url: str, clock: Clock) ->
             {"t": T0.replace(tzinfo=None) if engine.dialect.name == "sqlite" else T0},
         )
     assert db.current_version(engine) == 1
-    assert db.upgrade(engine) == [2]
+    assert db.upgrade(engine) == [2, 3]
     store = JobStore(engine, clock=clock, settle_seconds=2, settle_max_seconds=5)
     try:
         store.ingest("fake", "a", event("1", "d1"), b"{}")  # coalesces into the v1 job
         (job,) = store.list_jobs("queued")
         assert job.events == 4
         assert job.run_at == T0 + dt.timedelta(seconds=2)
+    finally:
+        store.close()
+
+
+def test_v3_counts_every_earlier_tick_as_a_success(database_url: str, clock: Clock) -> None:
+    from sqlalchemy import text
+
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    store = JobStore(engine, clock=clock)
+    try:
+        assert store.try_tick("reconcile", 60, "a") is not None  # a v2 replica ticked at T0
+        with engine.begin() as connection:  # make it a v2 database, as released
+            connection.execute(text("ALTER TABLE schedules DROP COLUMN succeeded_at"))
+            connection.execute(db.schema_version.delete().where(db.schema_version.c.version > 2))
+        assert db.upgrade(engine) == [3]
+        clock.advance(seconds=60)
+        tick = store.try_tick("reconcile", 60, "a")
+        assert tick is not None and tick.since == T0  # not the epoch: no sweep starts over
     finally:
         store.close()

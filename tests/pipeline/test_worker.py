@@ -14,13 +14,14 @@ from sqlalchemy.exc import OperationalError
 from connector.helpdesks.base import IncomingEvent
 from connector.helpdesks.fake.adapter import FakeAdapter
 from connector.pipeline import db
+from connector.pipeline.periodic import reconciliation
 from connector.pipeline.plan import diff
-from connector.pipeline.store import JobStore
+from connector.pipeline.store import EPOCH, JobStore
 from connector.pipeline.worker import Outage, PeriodicTask
 from connector.policy.decision import Policy, decide
 from connector.sandbox.fake_helpdesk import FakeHelpdesk, wait_until
 from tests.clock import Clock
-from tests.pipeline.conftest import make_worker, partner_ticket
+from tests.pipeline.conftest import TOKEN, make_worker, partner_ticket
 
 
 def ingest(store: JobStore, ticket_id: str, delivery: str) -> None:
@@ -178,7 +179,7 @@ def test_periodic_tasks_run_once_per_tick_across_two_workers(
     ran: list[dt.datetime] = []
     lock = threading.Lock()
 
-    def task(previous: dt.datetime) -> None:
+    def task(since: dt.datetime, stopping: threading.Event) -> None:
         with lock:
             ran.append(clock())
 
@@ -194,7 +195,7 @@ def test_periodic_tasks_run_once_per_tick_across_two_workers(
 
             def maintain(index: int, barrier: threading.Barrier = barrier) -> None:
                 barrier.wait()
-                workers[index].maintain_once()
+                workers[index].tick_periodic()
 
             threads = [threading.Thread(target=maintain, args=(i,)) for i in range(2)]
             for thread in threads:
@@ -213,17 +214,76 @@ def test_periodic_tasks_run_once_per_tick_across_two_workers(
 def test_reconciliation_sweep_queues_changed_tickets(
     store: JobStore, helpdesk: FakeHelpdesk, adapter: FakeAdapter, policy: Policy, count: int
 ) -> None:
-    from connector.pipeline.periodic import reconciliation
-
     tickets = [partner_ticket(helpdesk, f"q{n}") for n in range(count)]
     sweep = reconciliation(store, {("fake", "main"): adapter}, 300)
-    queued = sweep.run(store.now() - dt.timedelta(minutes=5))
+    queued = sweep.run(store.now() - dt.timedelta(minutes=5), threading.Event())
     assert queued == count
     assert {job.ticket_id for job in store.list_jobs("queued")} == set(tickets)
     assert {job.reason for job in store.list_jobs("queued")} == {"sweep"}
     worker = make_worker(store, adapter, policy)
     list(worker.drain())
     assert all(converged(adapter, policy, ticket) for ticket in tickets)
+
+
+def test_the_lease_keeper_goes_on_while_a_periodic_task_runs(
+    store: JobStore, adapter: FakeAdapter, policy: Policy, clock: Clock
+) -> None:
+    """A long sweep must not hold up lease renewals and reaping: with them stopped, leases
+    expire under running jobs and another replica runs the same tickets again."""
+    entered = threading.Event()
+
+    def long_sweep(since: dt.datetime, stopping: threading.Event) -> None:
+        entered.set()
+        stopping.wait(timeout=30)  # as a sweep over many pages would, until shutdown
+
+    worker = make_worker(
+        store,
+        adapter,
+        policy,
+        concurrency=0,  # nothing claims the job the reaper puts back
+        lease_seconds=0.3,
+        periodic=(PeriodicTask("sweep", 60, long_sweep),),
+    )
+    worker.start()
+    try:
+        wait_until(entered.is_set, timeout=10)
+        ingest(store, "t1", "d1")
+        clock.advance(seconds=5)  # past the settle window
+        orphan = store.claim("a-worker-that-died", lease_seconds=30)
+        assert orphan is not None
+        clock.advance(seconds=31)  # its lease has expired
+        wait_until(lambda: [job.status for job in store.list_jobs()] == ["queued"], timeout=10)
+        assert worker.health()[0]
+    finally:
+        worker.stop(grace_seconds=10)
+    # cut short by the shutdown, so not a success: the next tick starts from the same place
+    clock.advance(seconds=61)
+    tick = store.try_tick("sweep", 60, "next")
+    assert tick is not None and tick.since == EPOCH
+
+
+def test_a_failed_sweep_is_done_again_by_the_next_tick(
+    store: JobStore, policy: Policy, clock: Clock
+) -> None:
+    helpdesk = FakeHelpdesk(TOKEN, clock=clock)
+    helpdesk.start()
+    try:
+        adapter = FakeAdapter("main", helpdesk.base_url, TOKEN, timeout=5)
+        sweep = reconciliation(store, {("fake", "main"): adapter}, 300)
+        worker = make_worker(store, adapter, policy, concurrency=0, periodic=(sweep,))
+        worker.tick_periodic()  # the first sweep: nothing changed yet
+        clock.advance(seconds=30)
+        ticket = partner_ticket(helpdesk)  # an agent edits it and the webhook is lost
+        clock.advance(seconds=270)
+        helpdesk.faults.fail_for(60, status=500, methods=["GET"])
+        worker.tick_periodic()  # the helpdesk is down: this sweep fails
+        assert store.list_jobs() == []
+        helpdesk.faults.clear()
+        clock.advance(seconds=300)  # the change is now older than the next window and overlap
+        worker.tick_periodic()
+        assert [(job.ticket_id, job.reason) for job in store.list_jobs()] == [(ticket, "sweep")]
+    finally:
+        helpdesk.stop()
 
 
 def test_stop_lets_a_running_job_finish(
