@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -112,17 +113,22 @@ def cmd_due(args: argparse.Namespace, out: TextIO) -> int:
         )
     calendar = compile_calendar(name, calendars.calendars[name])
     start = _parse_instant(args.start, "--start", calendar.zone)
-    if args.hours < 0:
-        raise UsageError("--hours must not be negative")
-    result = due(start, args.hours, calendar)
+    if not 0 <= args.hours < math.inf:
+        raise UsageError(f"--hours must be a number of hours, 0 or more, not {args.hours:g}")
+    if args.cap_days is not None and args.cap_days < 0:
+        raise UsageError("--cap-days must not be negative")
+    try:
+        result = due(start, args.hours, calendar)
+        limit = None if args.cap_days is None else cap(start, args.cap_days, calendar)
+    except OverflowError:
+        raise UsageError(
+            "the due time falls after the year 9999; give fewer hours or days"
+        ) from None
     print(
         f"calendar {name} ({calendar.zone.key}), start {start.astimezone(calendar.zone)}", file=out
     )
     print(f"after {args.hours:g} working hours: {result.isoformat()}", file=out)
-    if args.cap_days is not None:
-        if args.cap_days < 0:
-            raise UsageError("--cap-days must not be negative")
-        limit = cap(start, args.cap_days, calendar)
+    if limit is not None:
         print(f"cap of {args.cap_days} calendar days: {limit.isoformat()}", file=out)
         result = min(result, limit)
     if not calendar.is_covered(result):

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from connector import logs
 from connector.pipeline import db
-from connector.pipeline.store import STATUSES, Job, JobStore
+from connector.pipeline.store import MAX_ID, STATUSES, Job, JobStore
 from connector.settings import Settings, load_settings
 
 Adder = Callable[[str, Callable[[argparse.Namespace, TextIO], int], str], argparse.ArgumentParser]
@@ -36,6 +36,39 @@ def _store(args: argparse.Namespace, *, migrate: bool = True) -> JobStore:
 def _log_level(args: argparse.Namespace) -> str:
     """``--log-level``, else ``$BITRIX_SLA_LOG_LEVEL``, else INFO."""
     return str(args.log_level) if args.log_level else logs.level_from_environment()
+
+
+def _whole(low: int, high: int | None, what: str) -> Callable[[str], int]:
+    """An argparse ``type`` for a whole number in ``[low, high]``; its error names the value and
+    the range (``--port: '99999' is not a port number: use 0 to 65535``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            bounds = f"{low} to {high}" if high is not None else f"{low} or more"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}: use {bounds}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    """An argparse ``type`` for a duration: a finite number of seconds, not negative."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
+    return value
+
+
+PORT = _whole(0, 65535, "a port number")
+COUNT = _whole(1, None, "a count")
+JOB_ID = _whole(1, MAX_ID, "a job id")
 
 
 def _on_terminate(stop: Callable[[], None]) -> None:
@@ -216,7 +249,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     service = Service.from_settings(_settings(args))
     worker = service.worker(args.concurrency)
     app = create_app(service, worker=worker)
-    server = make_server(args.host, args.port, app, threaded=True)
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=logs.AccessLog)
     freeze_boot_heap()
     worker.start()
 
@@ -285,30 +318,30 @@ def register(add: Adder) -> None:
 
     def running(sub: argparse.ArgumentParser) -> None:
         common(sub)
-        sub.add_argument("--concurrency", type=int, help="worker threads (default: settings)")
+        sub.add_argument("--concurrency", type=COUNT, help="worker threads (default: settings)")
         sub.add_argument(
-            "--grace", type=float, default=30.0, help="seconds to finish jobs on SIGTERM"
+            "--grace", type=_seconds, default=30.0, help="seconds to finish jobs on SIGTERM"
         )
         log_level(sub)
 
     sub = add("serve", cmd_serve, "web edge and worker in one process (the embedded default)")
     running(sub)
     sub.add_argument("--host", default="127.0.0.1")
-    sub.add_argument("--port", type=int, default=8080)
+    sub.add_argument("--port", type=PORT, default=8080)
 
     sub = add("web", cmd_web, "the web edge under gunicorn (for containers)")
     common(sub)
     sub.add_argument("--host", default="0.0.0.0")
-    sub.add_argument("--port", type=int, default=8080)
-    sub.add_argument("--workers", type=int, default=4, help="processes")
-    sub.add_argument("--threads", type=int, default=8, help="threads per process (group commit)")
-    sub.add_argument("--grace", type=float, default=30.0)
+    sub.add_argument("--port", type=PORT, default=8080)
+    sub.add_argument("--workers", type=COUNT, default=4, help="processes")
+    sub.add_argument("--threads", type=COUNT, default=8, help="threads per process (group commit)")
+    sub.add_argument("--grace", type=_seconds, default=30.0)
     log_level(sub)
 
     sub = add("worker", cmd_worker, "run jobs: read tickets, decide, write back")
     running(sub)
     sub.add_argument(
-        "--metrics-port", type=int, help="serve /healthz and /metrics on this port (0: any free)"
+        "--metrics-port", type=PORT, help="serve /healthz and /metrics on this port (0: any free)"
     )
     sub.add_argument("--metrics-host", default="0.0.0.0")
 
@@ -328,15 +361,15 @@ def register(add: Adder) -> None:
     listing = actions.add_parser("list", help="list jobs, newest first")
     listing.set_defaults(handler=cmd_jobs_list)
     listing.add_argument("--status", choices=STATUSES)
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=COUNT, default=50)
     common(listing)
     show = actions.add_parser("show", help="one job with its runs")
     show.set_defaults(handler=cmd_jobs_show)
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=JOB_ID)
     common(show)
     replay = actions.add_parser("replay", help="queue dead jobs again")
     replay.set_defaults(handler=cmd_jobs_replay)
-    replay.add_argument("id", type=int, nargs="?")
+    replay.add_argument("id", type=JOB_ID, nargs="?")
     replay.add_argument("--all-dead", action="store_true")
     common(replay)
 
@@ -387,7 +420,7 @@ def register_helpdesk_commands(add: Adder) -> None:
     sub = add("sandbox", cmd_sandbox, "run a fake Zammad or Znuny on loopback to try the connector")
     sub.add_argument("kind", choices=HELPDESK_KINDS)
     sub.add_argument("--host", default="127.0.0.1")
-    sub.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    sub.add_argument("--port", type=PORT, default=0, help="0 picks a free port")
     sub.add_argument("--webhook-url", help="where the sandbox sends its webhooks")
 
 
@@ -402,4 +435,6 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 def register_demo(add: Adder) -> None:
     sub = add("demo", cmd_demo, "try everything end to end against a sandbox Zammad (no server)")
-    sub.add_argument("--timeout", type=float, default=25.0, help="seconds to wait for write-backs")
+    sub.add_argument(
+        "--timeout", type=_seconds, default=25.0, help="seconds to wait for write-backs"
+    )

@@ -13,11 +13,28 @@ import logging
 import os
 from collections.abc import Mapping
 
+from werkzeug.serving import WSGIRequestHandler
+
 from connector.errors import ConfigError, ConfigIssue
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LEVEL_VARIABLE = "BITRIX_SLA_LOG_LEVEL"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+access = logging.getLogger("connector.access")
+
+
+class AccessLog(WSGIRequestHandler):
+    """Werkzeug's request handler (``serve``'s edge, the worker's status server) with its
+    access line at DEBUG and in plain text.
+
+    Werkzeug logs every request at INFO and colours the status with terminal escapes whatever
+    the output is, which in a file or the journal shows up as ``[31m[1m`` noise; and a probe
+    every few seconds, or a line per accepted webhook, would drown what the log is for. Under
+    ``web`` gunicorn keeps no access log either; refusals are logged by the app itself.
+    """
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        access.debug('%s "%s" %s %s', self.address_string(), self.requestline, code, size)
 
 
 def configure(level: str) -> None:

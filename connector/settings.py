@@ -79,7 +79,7 @@ def _secret(
 class InstanceSettings(BaseModel):
     """One helpdesk the connector serves."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(description="URL-safe name: /webhooks/<kind>/<name>")
     kind: str = Field(description="adapter kind: zammad, znuny (or fake, for tests)")
@@ -100,7 +100,7 @@ class InstanceSettings(BaseModel):
 class Settings(BaseModel):
     """Everything the service needs to run, validated."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
     database_password: SecretStr | None = Field(
@@ -114,7 +114,7 @@ class Settings(BaseModel):
     max_age_hours: float = Field(default=48.0, gt=0)
     backoff_base_seconds: float = Field(default=2.0, gt=0)
     backoff_cap_seconds: float = Field(default=600.0, gt=0)
-    event_retention_days: float = Field(default=30.0, gt=0)
+    event_retention_days: float = Field(default=30.0, gt=0, le=36500)
     reconcile_interval_seconds: float = Field(default=300.0, gt=0)
     worker_concurrency: int = Field(default=4, ge=1, le=64)
     settle_seconds: float = Field(default=1.0, ge=0, description="debounce per ticket")

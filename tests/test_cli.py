@@ -124,7 +124,14 @@ def test_due(argv: list[str], last_line: str) -> None:
     ("argv", "message"),
     [
         (["--start", "tomorrow", "--hours", "1"], "not an ISO 8601 date-time"),
-        (["--start", "2026-11-25T10:00", "--hours", "-1"], "must not be negative"),
+        (["--start", "2026-11-25T10:00", "--hours", "-1"], "0 or more, not -1"),
+        (["--start", "2026-11-25T10:00", "--hours", "inf"], "0 or more, not inf"),
+        (["--start", "2026-11-25T10:00", "--hours", "nan"], "0 or more, not nan"),
+        (["--start", "2026-11-25T10:00", "--hours", "1e9"], "falls after the year 9999"),
+        (
+            ["--start", "2026-11-25T10:00", "--hours", "1", "--cap-days", "10000000"],
+            "falls after the year 9999",
+        ),
         (
             ["--start", "2026-11-25T10:00", "--hours", "1", "--calendar", "mars"],
             "no calendar 'mars'",

@@ -237,8 +237,21 @@ def test_serve_end_to_end_and_graceful_stop(config: Path, helpdesk: FakeHelpdesk
         written = helpdesk.ticket(ticket)
         assert written["fields"]["sla_level"] == "commercial-operational"
         assert "sla:urgency:emergency" in written["tags"]
+        refused = requests.post(
+            f"{base}/webhooks/fake/main",
+            json={"ticket_id": ticket, "event": "ticket.updated"},
+            headers={"X-Fake-Token": "wrong", "X-Fake-Delivery": str(uuid.uuid4())},
+            timeout=5,
+        )
+        assert refused.status_code == 401
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+        assert process.stderr is not None
+        err = process.stderr.read()
+    # the log says what matters in plain text: the refusal, not a line per request
+    assert "refused a webhook for fake/main: unauthenticated (401)" in err, err
+    assert "POST /webhooks" not in err and "GET /readyz" not in err, err
+    assert "\x1b[" not in err, err  # no terminal colours in a file or the journal
 
 
 def _answers(url: str) -> bool:
@@ -286,6 +299,35 @@ def test_web_runs_under_gunicorn_and_logs_like_the_other_commands(
     )
     assert bool(refused.search(err)) is logged, err
     assert "wrong" not in err and HOOK not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # 99999 used to wrap around: serve listened on port 34463
+        (["serve", "--port", "99999"], "--port: '99999' is not a port number: use 0 to 65535"),
+        (["worker", "--metrics-port", "-1"], "--metrics-port: '-1' is not a port number"),
+        (["worker", "--concurrency", "-2"], "--concurrency: '-2' is not a count: use 1 or more"),
+        (["web", "--workers", "0"], "--workers: '0' is not a count: use 1 or more"),
+        (["web", "--threads", "x"], "--threads: 'x' is not a count"),
+        (["serve", "--grace", "-5"], "--grace: '-5' is not a number of seconds"),
+        (["serve", "--grace", "inf"], "--grace: 'inf' is not a number of seconds"),
+        (["jobs", "list", "--limit", "0"], "--limit: '0' is not a count: use 1 or more"),
+        # past 64 bits the driver refused to bind it, with a traceback
+        (
+            ["jobs", "show", "99999999999999999999999"],
+            "id: '99999999999999999999999' is not a job id: use 1 to 9223372036854775807",
+        ),
+        (["jobs", "replay", "0"], "id: '0' is not a job id"),
+    ],
+)
+def test_numbers_on_the_command_line_are_checked(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_log_levels_are_checked(

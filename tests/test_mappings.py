@@ -77,6 +77,20 @@ def test_shipped_mappings_load() -> None:
             "hours: -3\n",
             "levels.yaml: levels.partner-operational.hours: Input should be greater than 0",
         ),
+        # hours that are not a finite, plausible number (a due time past the year 9999 crashed)
+        (
+            "levels.yaml",
+            "hours: 3\n",
+            "hours: .inf\n",
+            "levels.yaml: levels.partner-operational.hours: Input should be a finite number",
+        ),
+        (
+            "levels.yaml",
+            "hours: 3\n",
+            "hours: 4000\n",
+            "levels.yaml: levels.partner-operational.hours: Input should be less than or equal "
+            "to 2000",
+        ),
         # a matrix entry naming no level
         (
             "levels.yaml",

@@ -176,6 +176,25 @@ def test_environment_values_are_validated() -> None:
     assert any(issue.startswith("environment: worker_concurrency:") for issue in found), found
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        # infinity passes "greater than 0", then breaks the worker's timers at start
+        ("BITRIX_SLA_LEASE_SECONDS", "inf", "lease_seconds: Input should be a finite number"),
+        ("BITRIX_SLA_SETTLE_SECONDS", "nan", "settle_seconds: Input should be a finite number"),
+        # a retention beyond what a timedelta holds would crash the worker as it starts
+        (
+            "BITRIX_SLA_EVENT_RETENTION_DAYS",
+            "1e12",
+            "event_retention_days: Input should be less than or equal to 36500",
+        ),
+    ],
+)
+def test_numbers_must_be_finite_and_sane(variable: str, value: str, expected: str) -> None:
+    found = issues({variable: value})
+    assert any(expected in issue for issue in found), found
+
+
 def test_a_file_that_is_not_a_mapping(tmp_path: Path) -> None:
     found = issues({}, write(tmp_path, ["a", "list"]))
     assert found == [f"{tmp_path / 'settings.yaml'}: expected a mapping at the top"]

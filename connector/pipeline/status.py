@@ -13,17 +13,13 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from connector import metrics
+from connector.logs import AccessLog
 from connector.pipeline.worker import Worker
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Probes every few seconds would flood the log."""
 
 
 def status_app(worker: Worker) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
@@ -49,6 +45,6 @@ def status_app(worker: Worker) -> Callable[[dict[str, Any], StartResponse], Iter
 
 def serve_status(worker: Worker, host: str, port: int) -> BaseWSGIServer:
     """Serve the status app on a daemon thread; returns the server (``server_port``)."""
-    server = make_server(host, port, status_app(worker), threaded=True, request_handler=_Quiet)
+    server = make_server(host, port, status_app(worker), threaded=True, request_handler=AccessLog)
     threading.Thread(target=server.serve_forever, name="status", daemon=True).start()
     return server

@@ -106,6 +106,15 @@ class IngestResult(BaseModel):
 _DUPLICATE = IngestResult(duplicate=True, job_id=None)
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+#: the largest id either engine stores (a signed 64-bit integer); a larger one names no row
+MAX_ID = 2**63 - 1
+
+
+def _may_exist(row_id: int) -> bool:
+    """Whether ``row_id`` could name a row: the drivers refuse to bind one outside 64 bits."""
+    return 0 < row_id <= MAX_ID
+
+
 #: rows one retention transaction deletes at most (200 events of 12 KB: about 30 ms of the write
 #: lock on a 2-vCPU VM); between two, retention pauses as long as the last one took
 PURGE_CHUNK_ROWS = 200
@@ -676,6 +685,8 @@ class JobStore:
     # -- dead letters and inspection ------------------------------------------------------------
 
     def get(self, job_id: int) -> Job | None:
+        if not _may_exist(job_id):
+            return None
         with self._read() as connection:
             row = connection.execute(select(jobs).where(jobs.c.id == job_id)).first()
             return None if row is None else self._job(row)
@@ -689,6 +700,8 @@ class JobStore:
 
     def runs(self, job_id: int) -> list[dict[str, Any]]:
         """The audit rows of one job, oldest first."""
+        if not _may_exist(job_id):
+            return []
         query = select(decisions).where(decisions.c.job_id == job_id).order_by(decisions.c.id)
         with self._read() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
@@ -709,6 +722,8 @@ class JobStore:
 
     def replay(self, job_id: int) -> bool:
         """Queue a dead job again, attempts reset; False if it is not dead."""
+        if not _may_exist(job_id):
+            return False
         with self._write() as connection:
             row = connection.execute(
                 select(jobs).where(jobs.c.id == job_id, jobs.c.status == "dead")

@@ -13,15 +13,29 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Urgency = Literal["emergency", "standard"]
 
 
+#: bounds a typo in levels.yaml hits at load time (``hours: 4000`` for 40), instead of a due
+#: time years away, or past the year 9999 and a crash, on every ticket of the level
+MAX_HOURS = 2000.0
+MAX_CAP_DAYS = 366
+
+
 class Level(BaseModel):
     """One level: its reaction budget in working hours and an optional calendar-day cap."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     label: str
-    hours: float = Field(gt=0, description="maximum reaction time, in working hours")
+    hours: float = Field(
+        gt=0,
+        le=MAX_HOURS,
+        allow_inf_nan=False,
+        description="maximum reaction time, in working hours (at most a working year)",
+    )
     cap_days: int | None = Field(
-        default=None, ge=1, description="calendar days not counting weekends; None = no cap"
+        default=None,
+        ge=1,
+        le=MAX_CAP_DAYS,
+        description="calendar days not counting weekends; None = no cap",
     )
     calendar: str | None = Field(default=None, description="overrides the file's calendar")
     section: str | None = None

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from connector.helpdesks.base import IncomingEvent
 from connector.pipeline import db
 from connector.pipeline.retry import Backoff
-from connector.pipeline.store import EPOCH, JobStore, RunRecord
+from connector.pipeline.store import EPOCH, MAX_ID, JobStore, RunRecord
 from tests.clock import Clock
 
 T0 = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.UTC)
@@ -422,3 +422,11 @@ def test_v3_counts_every_earlier_tick_as_a_success(database_url: str, clock: Clo
         assert tick is not None and tick.since == T0  # not the epoch: no sweep starts over
     finally:
         store.close()
+
+
+def test_an_id_past_64_bits_names_no_job(store: JobStore) -> None:
+    """An id from a URL or the command line can be any size; the drivers bind 64 bits only."""
+    for job_id in (MAX_ID, MAX_ID + 1, 10**30, 0, -1):
+        assert store.get(job_id) is None
+        assert store.runs(job_id) == []
+        assert store.replay(job_id) is False

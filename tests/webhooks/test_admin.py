@@ -83,6 +83,9 @@ def test_list_filter_and_show(client: FlaskClient, service: Service) -> None:
 
 def test_unknown_job(client: FlaskClient) -> None:
     assert_problem(client.get("/admin/jobs/999", headers=AUTH), 404, "not_found")
+    # past 64 bits no row can have the id: still a 404, not the driver's OverflowError as a 500
+    huge = "/admin/jobs/99999999999999999999999"
+    assert_problem(client.get(huge, headers=AUTH), 404, "not_found")
 
 
 @pytest.mark.parametrize(
