@@ -27,8 +27,8 @@ from werkzeug.serving import make_server
 
 from connector.helpdesks.znuny import load_options
 from connector.helpdesks.znuny.setup import render_webservice
-from connector.pipeline.periodic import EPOCH, reconciliation
-from connector.pipeline.store import Job
+from connector.pipeline.periodic import reconciliation
+from connector.pipeline.store import EPOCH, Job
 from connector.pipeline.worker import Worker
 from connector.sandbox.fake_helpdesk import wait_until
 from connector.sandbox.znuny import ZnunySandbox
@@ -396,7 +396,7 @@ def test_lost_webhooks_are_caught_up_by_the_sweep(stack: Stack) -> None:
     stack.sandbox.pause_daemon()  # the daemon is down: Znuny sends nothing
     ticket = create(stack, "ivan", STANDARD)
     sweep = reconciliation(stack.service.store, stack.service.adapters, 300)
-    assert sweep.run(EPOCH) == 1
+    assert sweep.run(EPOCH, threading.Event()) == 1
     stack.settle(daemon=False)
     assert stack.fields(ticket)["BitrixSLALevel"] == "partner-standard"
     stack.sandbox.resume_daemon()
