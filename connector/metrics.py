@@ -2,15 +2,17 @@
 
 Under gunicorn, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty writable directory (the ``web``
 command does this for you) and counters/histograms are summed across worker processes.
-Queue depth is read from the database at scrape time, so it is right whichever process serves
-``/metrics``.
+Queue depth and the periodic tasks' last successes are read from the database at scrape time,
+so they are right whichever process (or replica) serves ``/metrics``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import cache
+from typing import Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -69,29 +71,50 @@ def labelled(metric: Counter, *values: str) -> Counter:
     return metric.labels(*values)
 
 
-class QueueDepthCollector(Collector):
-    """``bitrix_sla_jobs{status=…}`` read from the store when scraped."""
+class ScrapedStore(Protocol):
+    """What ``/metrics`` reads from the job store when scraped."""
 
-    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
-        self._counts = counts
+    def counts(self) -> dict[str, int]: ...
+
+    def periodic_successes(self) -> dict[str, dt.datetime]: ...
+
+
+class StoreCollector(Collector):
+    """Gauges read from the store when scraped: ``bitrix_sla_jobs{status=…}``, and
+    ``bitrix_sla_periodic_last_success_timestamp_seconds{task=…}`` for each periodic task that
+    has succeeded once (alert on ``time() - …`` growing past a few intervals: a sweep that keeps
+    failing leaves changed tickets unreconciled). Nothing when the database is unreachable."""
+
+    def __init__(self, store: ScrapedStore) -> None:
+        self._store = store
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
-            "bitrix_sla_jobs", "Jobs in the store by status", labels=["status"]
-        )
         try:
-            for status, count in self._counts().items():
-                family.add_metric([status], count)
+            counts = self._store.counts()
+            successes = self._store.periodic_successes()
         except Exception:
             return
-        yield family
+        jobs = GaugeMetricFamily(
+            "bitrix_sla_jobs", "Jobs in the store by status", labels=["status"]
+        )
+        for status, count in counts.items():
+            jobs.add_metric([status], count)
+        yield jobs
+        last = GaugeMetricFamily(
+            "bitrix_sla_periodic_last_success_timestamp_seconds",
+            "When each periodic task's last successful run started (Unix time), any replica",
+            labels=["task"],
+        )
+        for task, when in sorted(successes.items()):
+            last.add_metric([task], when.timestamp())
+        yield last
 
 
-def render(counts: Callable[[], dict[str, int]] | None = None) -> tuple[bytes, str]:
+def render(store: ScrapedStore | None = None) -> tuple[bytes, str]:
     """The exposition text for ``/metrics`` and its content type."""
     extra = CollectorRegistry()
-    if counts is not None:
-        extra.register(QueueDepthCollector(counts))
+    if store is not None:
+        extra.register(StoreCollector(store))
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 

@@ -62,5 +62,5 @@ def readyz() -> Response:
 @bp.get("/metrics")
 def prometheus() -> Response:
     """Counters of this process (or all gunicorn workers in multiprocess mode) and queue depth."""
-    body, content_type = metrics.render(current_service().store.counts)
+    body, content_type = metrics.render(current_service().store)
     return Response(body, content_type=content_type)

@@ -34,7 +34,7 @@ def status_app(worker: Worker) -> Callable[[dict[str, Any], StartResponse], Iter
             start_response(status, [("Content-Type", "application/json")])
             return [body.encode()]
         if path == "/metrics":
-            payload, content_type = metrics.render(worker.store.counts)
+            payload, content_type = metrics.render(worker.store)
             start_response("200 OK", [("Content-Type", content_type)])
             return [payload]
         start_response("404 Not Found", [("Content-Type", "application/json")])

@@ -775,6 +775,14 @@ class JobStore:
 
     # -- periodic jobs and retention --------------------------------------------------------------
 
+    def periodic_successes(self) -> dict[str, dt.datetime]:
+        """When each periodic task's last successful tick was, for those that have had one."""
+        query = select(schedules.c.name, schedules.c.succeeded_at).where(
+            schedules.c.succeeded_at.is_not(None)
+        )
+        with self._read() as connection:
+            return {row.name: row.succeeded_at for row in connection.execute(query)}
+
     def try_tick(self, name: str, interval_seconds: float, owner: str) -> Tick | None:
         """Claim this period's run of periodic task ``name``: exactly one replica gets it.
 
