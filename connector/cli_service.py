@@ -13,12 +13,15 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from connector import logs
 from connector.pipeline import db
 from connector.pipeline.store import MAX_ID, STATUSES, Job, JobStore
 from connector.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from connector.service import Service
 
 Adder = Callable[[str, Callable[[argparse.Namespace, TextIO], int], str], argparse.ArgumentParser]
 log = logging.getLogger("bitrix_sla")
@@ -69,6 +72,17 @@ def _seconds(text: str) -> float:
 PORT = _whole(0, 65535, "a port number")
 COUNT = _whole(1, None, "a count")
 JOB_ID = _whole(1, MAX_ID, "a job id")
+
+
+def _on_reload(service: Service) -> None:
+    """Reload the mappings on SIGHUP (``systemctl reload``), on a thread of its own: compiling
+    the calendars takes a moment, and a signal handler must return at once."""
+
+    def handler(_signum: int, _frame: object) -> None:
+        log.info("received SIGHUP, reloading the mappings")
+        threading.Thread(target=service.reload_mappings, name="reload").start()
+
+    signal.signal(signal.SIGHUP, handler)
 
 
 def _on_terminate(stop: Callable[[], None]) -> None:
@@ -228,6 +242,7 @@ def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
     service = Service.from_settings(_settings(args))
     worker = service.worker(args.concurrency)
     _on_terminate(lambda: worker.stop(args.grace))
+    _on_reload(service)
     worker.start()  # before the status server, so its first probe already sees a running worker
     if args.metrics_port is not None:
         from connector.pipeline.status import serve_status
@@ -258,6 +273,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         worker.stop(args.grace)
 
     _on_terminate(stop)
+    _on_reload(service)
     print(f"listening on http://{args.host}:{server.server_port}", file=out, flush=True)
     server.serve_forever()
     worker.wait_stopped()  # running jobs finish (or the grace period ends) before we close

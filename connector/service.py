@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
+from connector.errors import ConfigError
 from connector.helpdesks.base import HelpdeskAdapter, WebhookReceiver
 from connector.helpdesks.registry import build_all
 from connector.mappings import Mappings, load_mappings
@@ -58,6 +59,31 @@ class Service:
                 "every webhook gets 404 and the worker has no helpdesk to read or write"
             )
         return service
+
+    def reload_mappings(self) -> bool:
+        """Read the mappings directory again; use it from the next job on if every file is
+        valid, else log every error and keep the mappings in use. Returns whether it switched.
+
+        A job already running finishes with the policy it started with. Tickets decided
+        before stay as they are until their next event or sweep, or a ``backfill``.
+        """
+        try:
+            fresh = load_mappings(self.settings.mappings_dir)
+        except ConfigError as exc:
+            log.error(
+                "mappings not reloaded: %d error(s) in %s; the mappings in use stay",
+                len(exc.issues),
+                exc.directory or self.settings.mappings_dir,
+            )
+            for issue in exc.issues:
+                log.error("  %s", issue)
+            return False
+        self.mappings = fresh
+        log.info(
+            "mappings reloaded from %s; `bitrix-sla backfill` applies them to open tickets now",
+            fresh.directory,
+        )
+        return True
 
     def processor(self) -> Processor:
         return Processor(policy=lambda: self.mappings.policy, adapters=self.adapters)

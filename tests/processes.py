@@ -6,9 +6,11 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 ROOT = Path(__file__).resolve().parents[1]
 URL = re.compile(r"http://[\d.]+:\d+")
@@ -63,3 +65,28 @@ def reap(process: subprocess.Popen[str]) -> None:
     for stream in (process.stdout, process.stderr):
         if stream is not None:
             stream.close()
+
+
+class Tail:
+    """The lines of a process's pipe, read as they come on a thread of their own, so a test can
+    wait for one (``wait_until(lambda: tail.has("..."))``) without blocking on the pipe."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: TextIO) -> None:
+        for line in stream:
+            with self._lock:
+                self.lines.append(line)
+
+    def count(self, text: str) -> int:
+        """How many lines so far contain ``text``."""
+        with self._lock:
+            return sum(text in line for line in self.lines)
+
+    def text(self) -> str:
+        with self._lock:
+            return "".join(self.lines)

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +22,7 @@ from connector.cli import main
 from connector.helpdesks.base import IncomingEvent
 from connector.pipeline.store import JobStore, RunRecord
 from connector.sandbox.fake_helpdesk import FakeHelpdesk, wait_until
-from tests.processes import bitrix_sla, free_port, reap, spawn
+from tests.processes import Tail, bitrix_sla, free_port, reap, spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "cli-api-token"
@@ -252,6 +253,57 @@ def test_serve_end_to_end_and_graceful_stop(config: Path, helpdesk: FakeHelpdesk
     assert "refused a webhook for fake/main: unauthenticated (401)" in err, err
     assert "POST /webhooks" not in err and "GET /readyz" not in err, err
     assert "\x1b[" not in err, err  # no terminal colours in a file or the journal
+
+
+def test_sighup_reloads_the_mappings_and_keeps_them_when_invalid(
+    tmp_path: Path, config: Path, helpdesk: FakeHelpdesk
+) -> None:
+    mappings = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", mappings)
+    settings = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**settings, "mappings_dir": str(mappings)}))
+    levels = mappings / "levels.yaml"
+    shipped = levels.read_text()
+
+    def level_of_a_new_partner_ticket(base: str) -> str:
+        ticket = helpdesk.create_ticket(
+            subject="Вопрос по API D7",
+            body="Как получить элементы инфоблока через ORM?",
+            organization={
+                "id": "o1",
+                "name": "Студия",
+                "fields": {"bitrix_license_type": "partner"},
+            },
+        )["id"]
+        answer = requests.post(
+            f"{base}/webhooks/fake/main",
+            json={"ticket_id": ticket, "event": "ticket.created"},
+            headers={"X-Fake-Token": HOOK, "X-Fake-Delivery": str(uuid.uuid4())},
+            timeout=5,
+        )
+        assert answer.status_code == 202, answer.text
+        wait_until(lambda: helpdesk.ticket(ticket)["fields"].get("sla_level"), timeout=20)
+        return str(helpdesk.ticket(ticket)["fields"]["sla_level"])
+
+    with bitrix_sla("serve", "--config", str(config), "--port", "0") as (process, base):
+        assert process.stderr is not None
+        err = Tail(process.stderr)
+        assert level_of_a_new_partner_ticket(base) == "partner-standard"
+        # a broken file: every error logged, the service goes on with the mappings it has
+        levels.write_text(shipped.replace("hours: 5\n", "hours: -5\n", 1))
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: err.count("mappings not reloaded"), timeout=20)
+        assert level_of_a_new_partner_ticket(base) == "partner-standard"
+        # fixed, and a partner's standard request now gets the enterprise level
+        levels.write_text(shipped.replace("standard: partner-standard", "standard: vip", 1))
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: err.count("mappings reloaded from"), timeout=20)
+        assert level_of_a_new_partner_ticket(base) == "vip"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    assert (
+        "levels.yaml: levels.partner-standard.hours: Input should be greater than 0" in err.text()
+    )
 
 
 def _answers(url: str) -> bool:

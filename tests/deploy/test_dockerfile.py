@@ -395,6 +395,10 @@ def test_systemd_unit_serves_sqlite_in_one_process() -> None:
     assert float(service["TimeoutStopSec"]) > args.grace
     pre = shlex.split(service["ExecStartPre"])
     assert build_parser().parse_args(pre[1:]).command == "check-config"
+    # reload: the mappings are checked first, and only then is the service told to reread them
+    check, hup = (shlex.split(v) for s, k, v in entries if s == "Service" and k == "ExecReload")
+    assert build_parser().parse_args(check[1:]).command == "check-config"
+    assert hup == ["/bin/kill", "-HUP", "$MAINPID"]
 
 
 def test_systemd_environment_example_names_only_known_variables() -> None:
