@@ -69,6 +69,15 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _instant(text: str) -> dt.datetime:
+    """An argparse ``type`` for an ISO 8601 date or date-time; one without an offset is UTC."""
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date or time") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
 PORT = _whole(0, 65535, "a port number")
 COUNT = _whole(1, None, "a count")
 JOB_ID = _whole(1, MAX_ID, "a job id")
@@ -182,23 +191,80 @@ def cmd_jobs_replay(args: argparse.Namespace, out: TextIO) -> int:
         store.close()
 
 
+# -- events ------------------------------------------------------------------------------------
+
+
+def cmd_events_list(args: argparse.Namespace, out: TextIO) -> int:
+    store = _store(args)
+    try:
+        listed = store.list_events(
+            instance=args.instance, ticket_id=args.ticket, since=args.since, limit=args.limit
+        )
+    finally:
+        store.close()
+    print(
+        f"{'id':>9}  {'received (UTC)':<19}  {'ticket':<32}  {'event':<24}  {'bytes':>7}  delivery",
+        file=out,
+    )
+    for event in listed:
+        ticket = f"{event.kind}/{event.instance}/{event.ticket_id}"
+        print(
+            f"{event.id:>9}  {_when(event.received_at)}  {ticket:<32}  {event.event or '-':<24}  "
+            f"{event.body_length:>7}  {event.delivery_id}",
+            file=out,
+        )
+    if not listed:
+        print("(no events)", file=out)
+    return 0
+
+
+def cmd_events_show(args: argparse.Namespace, out: TextIO) -> int:
+    store = _store(args)
+    try:
+        found = store.get_event(args.id)
+    finally:
+        store.close()
+    if found is None:
+        print(f"bitrix-sla events show: no event {args.id}", file=sys.stderr)
+        return 1
+    event, body = found
+    try:
+        parsed: Any = json.loads(body)
+    except ValueError:
+        parsed = body  # stored as received; not every helpdesk body need be JSON
+    document = {"event": event.model_dump(mode="json"), "body": parsed}
+    print(json.dumps(document, indent=2, ensure_ascii=False), file=out)
+    return 0
+
+
+def cmd_events_replay(args: argparse.Namespace, out: TextIO) -> int:
+    """Queue every ticket that had a webhook in the window, once (reason ``replay``): the worker
+    reads each ticket afresh, so this is how stored events are acted on again."""
+    if args.until is not None and args.until <= args.since:
+        print("bitrix-sla events replay: --until must be later than --since", file=sys.stderr)
+        return 2
+    store = _store(args)
+    try:
+        tickets = store.tickets_with_events(
+            args.since, args.until, instance=args.instance, ticket_id=args.ticket
+        )
+        for done, (kind, instance, ticket_id) in enumerate(tickets, 1):
+            store.enqueue(kind, instance, ticket_id, "replay")
+            if done % 50 == 0:
+                print(f"\r{done} of {len(tickets)} tickets queued", end="", file=sys.stderr)
+    finally:
+        store.close()
+    print(f"queued {len(tickets)} ticket(s) that had webhooks in the window", file=out)
+    return 0
+
+
 # -- backfill ----------------------------------------------------------------------------------
 
 
 def cmd_backfill(args: argparse.Namespace, out: TextIO) -> int:
     from connector.service import Service
 
-    since = None
-    if args.since:
-        try:
-            since = dt.datetime.fromisoformat(args.since)
-        except ValueError:
-            print(
-                f"bitrix-sla backfill: --since {args.since!r} is not an ISO date", file=sys.stderr
-            )
-            return 2
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=dt.UTC)
+    since: dt.datetime | None = args.since
     settings = _settings(args)
     names = [instance.name for instance in settings.instances]
     if not names:
@@ -370,7 +436,9 @@ def register(add: Adder) -> None:
     )
     common(sub)
     sub.add_argument("--instance", metavar="NAME", help="only this helpdesk instance")
-    sub.add_argument("--since", metavar="DATE", help="only tickets changed since (ISO 8601)")
+    sub.add_argument(
+        "--since", type=_instant, metavar="DATE", help="only tickets changed since (ISO 8601)"
+    )
 
     jobs = add("jobs", cmd_jobs_list, "inspect and replay jobs (dead letters)")
     actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -387,6 +455,27 @@ def register(add: Adder) -> None:
     replay.set_defaults(handler=cmd_jobs_replay)
     replay.add_argument("id", type=JOB_ID, nargs="?")
     replay.add_argument("--all-dead", action="store_true")
+    common(replay)
+
+    events = add("events", cmd_events_list, "stored webhooks: list, show, replay")
+    actions = events.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="stored webhooks, newest first, without bodies")
+    listing.set_defaults(handler=cmd_events_list)
+    listing.add_argument("--instance", metavar="NAME")
+    listing.add_argument("--ticket", metavar="ID", help="the helpdesk's ticket id")
+    listing.add_argument("--since", type=_instant, metavar="DATE", help="received since")
+    listing.add_argument("--limit", type=COUNT, default=50)
+    common(listing)
+    show = actions.add_parser("show", help="one stored webhook with its body as received")
+    show.set_defaults(handler=cmd_events_show)
+    show.add_argument("id", type=_whole(1, MAX_ID, "an event id"))
+    common(show)
+    replay = actions.add_parser("replay", help="queue the tickets of the webhooks in a window")
+    replay.set_defaults(handler=cmd_events_replay)
+    replay.add_argument("--since", type=_instant, required=True, metavar="DATE")
+    replay.add_argument("--until", type=_instant, metavar="DATE", help="default: now")
+    replay.add_argument("--instance", metavar="NAME")
+    replay.add_argument("--ticket", metavar="ID")
     common(replay)
 
     register_helpdesk_commands(add)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -141,9 +142,67 @@ def test_backfill_names_what_is_missing(
         "'instances:' in the settings file\n"
     )
     # arguments are checked before the database is touched
-    assert run("backfill", "--since", "yesterday", "--config", str(config))[0] == 2
-    assert "--since 'yesterday' is not an ISO date" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        run("backfill", "--since", "yesterday", "--config", str(config))
+    assert exit_.value.code == 2
+    assert "--since: 'yesterday' is not an ISO 8601 date or time" in capsys.readouterr().err
     assert not Path(_url(config).removeprefix("sqlite:///")).exists()
+
+
+def test_events_list_show_and_replay(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = JobStore.open(_url(config))
+    try:
+        before = store.now() - dt.timedelta(seconds=1)
+        bodies = [b'{"ticket": {"id": 7}, "note": "\xd0\xbf\xd1\x80\xd0\xb8"}', b"not json", b"{}"]
+        for ticket, delivery, body in zip(("7", "8", "7"), ("d1", "d2", "d3"), bodies, strict=True):
+            event = IncomingEvent(ticket_id=ticket, delivery_id=delivery, event="ticket.updated")
+            store.ingest("fake", "main", event, body)
+        while (job := store.claim("w", 30)) is not None:  # both tickets done: nothing queued
+            now = store.now()
+            store.finish(
+                job, "w", RunRecord(worker="w", started_at=now, finished_at=now, outcome="applied")
+            )
+        ids = [event.id for event in store.list_events()]
+    finally:
+        store.close()
+
+    code, text = run("events", "list", "--config", str(config))
+    assert code == 0
+    rows = text.splitlines()[1:]
+    assert [row.split()[0] for row in rows] == [str(i) for i in ids]  # newest first
+    assert "fake/main/7" in rows[0] and "ticket.updated" in rows[0] and "d3" in rows[0]
+    code, text = run("events", "list", "--ticket", "8", "--config", str(config))
+    assert [row.split()[-1] for row in text.splitlines()[1:]] == ["d2"]
+
+    code, text = run("events", "show", str(ids[-1]), "--config", str(config))
+    shown = json.loads(text)
+    assert shown["body"] == {"ticket": {"id": 7}, "note": "при"}  # parsed, as received
+    assert shown["event"]["delivery_id"] == "d1"
+    assert json.loads(run("events", "show", str(ids[1]), "--config", str(config))[1])["body"] == (
+        "not json"
+    )
+    assert run("events", "show", "999999", "--config", str(config))[0] == 1
+    assert "no event 999999" in capsys.readouterr().err
+
+    since = before.isoformat()
+    code, text = run("events", "replay", "--since", since, "--config", str(config))
+    assert (code, text) == (0, "queued 2 ticket(s) that had webhooks in the window\n")
+    store = JobStore.open(_url(config))
+    try:
+        queued = store.list_jobs("queued")
+    finally:
+        store.close()
+    assert sorted((job.ticket_id, job.reason) for job in queued) == [
+        ("7", "replay"),
+        ("8", "replay"),
+    ]
+    later = (before + dt.timedelta(hours=1)).isoformat()
+    assert run("events", "replay", "--since", later, "--config", str(config))[1] == (
+        "queued 0 ticket(s) that had webhooks in the window\n"
+    )
+    assert (
+        run("events", "replay", "--since", later, "--until", since, "--config", str(config))[0] == 2
+    )
 
 
 def test_bad_settings_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

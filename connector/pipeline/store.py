@@ -79,6 +79,22 @@ class Job(BaseModel):
     finished_at: dt.datetime | None
 
 
+class StoredEvent(BaseModel):
+    """A row of the ``events`` table without its body, which ``body_length`` measures (in
+    characters)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    received_at: dt.datetime
+    kind: str
+    instance: str
+    ticket_id: str
+    delivery_id: str
+    event: str
+    body_length: int
+
+
 class RunRecord(BaseModel):
     """What one run of a job did, for the ``decisions`` audit table."""
 
@@ -697,6 +713,88 @@ class JobStore:
             query = query.where(jobs.c.status == status)
         with self._read() as connection:
             return [self._job(row) for row in connection.execute(query)]
+
+    def _event_query(
+        self,
+        columns: list[Any],
+        *,
+        instance: str | None = None,
+        ticket_id: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+    ) -> Any:
+        query = select(*columns)
+        if instance is not None:
+            query = query.where(events.c.instance == instance)
+        if ticket_id is not None:
+            query = query.where(events.c.ticket_id == ticket_id)
+        if since is not None:
+            query = query.where(events.c.received_at >= since)
+        if until is not None:
+            query = query.where(events.c.received_at < until)
+        return query
+
+    _EVENT_SUMMARY = (
+        events.c.id,
+        events.c.received_at,
+        events.c.kind,
+        events.c.instance,
+        events.c.ticket_id,
+        events.c.delivery_id,
+        events.c.event,
+        func.length(events.c.body).label("body_length"),
+    )
+
+    def list_events(
+        self,
+        *,
+        instance: str | None = None,
+        ticket_id: str | None = None,
+        since: dt.datetime | None = None,
+        limit: int = 100,
+    ) -> list[StoredEvent]:
+        """Stored webhooks, newest first, without their bodies."""
+        query = self._event_query(
+            list(self._EVENT_SUMMARY), instance=instance, ticket_id=ticket_id, since=since
+        )
+        with self._read() as connection:
+            rows = connection.execute(query.order_by(events.c.id.desc()).limit(limit))
+            return [StoredEvent.model_validate(dict(row._mapping)) for row in rows]
+
+    def get_event(self, event_id: int) -> tuple[StoredEvent, str] | None:
+        """One stored webhook and its body as received (decoded as UTF-8)."""
+        if not _may_exist(event_id):
+            return None
+        query = select(*self._EVENT_SUMMARY, events.c.body).where(events.c.id == event_id)
+        with self._read() as connection:
+            row = connection.execute(query).first()
+        if row is None:
+            return None
+        fields = dict(row._mapping)
+        body = str(fields.pop("body"))
+        return StoredEvent.model_validate(fields), body
+
+    def tickets_with_events(
+        self,
+        since: dt.datetime,
+        until: dt.datetime | None = None,
+        *,
+        instance: str | None = None,
+        ticket_id: str | None = None,
+    ) -> list[tuple[str, str, str]]:
+        """Each ticket (kind, instance, id) that had a webhook stored in ``[since, until)``,
+        once, in the order of its first such webhook."""
+        query = self._event_query(
+            [events.c.kind, events.c.instance, events.c.ticket_id, func.min(events.c.id)],
+            instance=instance,
+            ticket_id=ticket_id,
+            since=since,
+            until=until,
+        )
+        grouped = query.group_by(events.c.kind, events.c.instance, events.c.ticket_id)
+        with self._read() as connection:
+            rows = connection.execute(grouped.order_by(func.min(events.c.id))).all()
+        return [(row[0], row[1], row[2]) for row in rows]
 
     def runs(self, job_id: int) -> list[dict[str, Any]]:
         """The audit rows of one job, oldest first."""

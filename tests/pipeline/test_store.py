@@ -430,3 +430,41 @@ def test_an_id_past_64_bits_names_no_job(store: JobStore) -> None:
         assert store.get(job_id) is None
         assert store.runs(job_id) == []
         assert store.replay(job_id) is False
+
+
+def test_stored_events_can_be_listed_read_and_their_tickets_found(
+    store: JobStore, clock: Clock
+) -> None:
+    store.ingest("fake", "a", event("1", "d1"), '{"n": "при"}'.encode())
+    clock.advance(minutes=10)
+    store.ingest("fake", "a", event("2", "d2"), b"{}")
+    store.ingest("fake", "b", event("1", "d3"), b"{}")
+    store.ingest("fake", "a", event("1", "d4"), b"{}")
+    listed = store.list_events()
+    assert [e.delivery_id for e in listed] == ["d4", "d3", "d2", "d1"]
+    assert listed[-1].body_length == len('{"n": "при"}') and listed[-1].received_at == T0
+    assert [e.delivery_id for e in store.list_events(instance="a", ticket_id="1")] == ["d4", "d1"]
+    assert [e.delivery_id for e in store.list_events(since=T0 + dt.timedelta(minutes=1))] == [
+        "d4",
+        "d3",
+        "d2",
+    ]
+    assert len(store.list_events(limit=2)) == 2
+    found = store.get_event(listed[-1].id)
+    assert found is not None and found == (listed[-1], '{"n": "при"}')
+    assert store.get_event(MAX_ID + 1) is None and store.get_event(10**6) is None
+    # each ticket once, in the order of its first webhook in the window
+    later = T0 + dt.timedelta(minutes=5)
+    assert store.tickets_with_events(T0) == [
+        ("fake", "a", "1"),
+        ("fake", "a", "2"),
+        ("fake", "b", "1"),
+    ]
+    assert store.tickets_with_events(later) == [
+        ("fake", "a", "2"),
+        ("fake", "b", "1"),
+        ("fake", "a", "1"),
+    ]
+    assert store.tickets_with_events(T0, later) == [("fake", "a", "1")]
+    assert store.tickets_with_events(T0, instance="b") == [("fake", "b", "1")]
+    assert store.tickets_with_events(T0, ticket_id="2") == [("fake", "a", "2")]
