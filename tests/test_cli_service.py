@@ -277,6 +277,18 @@ def test_a_bad_instance_is_named_in_its_file_before_the_database_is_touched(
     assert not database.parent.exists()
 
 
+def post_webhook(
+    base: str, ticket: object, *, token: str = HOOK, event: str = "ticket.created"
+) -> requests.Response:
+    """One webhook from the fake helpdesk to the connector at ``base``, a fresh delivery id."""
+    return requests.post(
+        f"{base}/webhooks/fake/main",
+        json={"ticket_id": ticket, "event": event},
+        headers={"X-Fake-Token": token, "X-Fake-Delivery": str(uuid.uuid4())},
+        timeout=5,
+    )
+
+
 def test_serve_end_to_end_and_graceful_stop(config: Path, helpdesk: FakeHelpdesk) -> None:
     ticket = helpdesk.create_ticket(
         subject="Сайт не открывается",
@@ -285,24 +297,14 @@ def test_serve_end_to_end_and_graceful_stop(config: Path, helpdesk: FakeHelpdesk
     )["id"]
     with bitrix_sla("serve", "--config", str(config), "--port", "0") as (process, base):
         assert requests.get(f"{base}/readyz", timeout=5).status_code == 200
-        answer = requests.post(
-            f"{base}/webhooks/fake/main",
-            json={"ticket_id": ticket, "event": "ticket.created"},
-            headers={"X-Fake-Token": HOOK, "X-Fake-Delivery": str(uuid.uuid4())},
-            timeout=5,
-        )
+        answer = post_webhook(base, ticket)
         assert answer.status_code == 202, answer.text
         # the fields are written first, then the tags: wait for both
         wait_until(lambda: "sla:urgency:emergency" in helpdesk.ticket(ticket)["tags"], timeout=20)
         written = helpdesk.ticket(ticket)
         assert written["fields"]["sla_level"] == "commercial-operational"
         assert "sla:urgency:emergency" in written["tags"]
-        refused = requests.post(
-            f"{base}/webhooks/fake/main",
-            json={"ticket_id": ticket, "event": "ticket.updated"},
-            headers={"X-Fake-Token": "wrong", "X-Fake-Delivery": str(uuid.uuid4())},
-            timeout=5,
-        )
+        refused = post_webhook(base, ticket, token="wrong", event="ticket.updated")
         assert refused.status_code == 401
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
@@ -334,12 +336,7 @@ def test_sighup_reloads_the_mappings_and_keeps_them_when_invalid(
                 "fields": {"bitrix_license_type": "partner"},
             },
         )["id"]
-        answer = requests.post(
-            f"{base}/webhooks/fake/main",
-            json={"ticket_id": ticket, "event": "ticket.created"},
-            headers={"X-Fake-Token": HOOK, "X-Fake-Delivery": str(uuid.uuid4())},
-            timeout=5,
-        )
+        answer = post_webhook(base, ticket)
         assert answer.status_code == 202, answer.text
         wait_until(lambda: helpdesk.ticket(ticket)["fields"].get("sla_level"), timeout=20)
         return str(helpdesk.ticket(ticket)["fields"]["sla_level"])
