@@ -714,8 +714,8 @@ class JobStore:
         with self._read() as connection:
             return [self._job(row) for row in connection.execute(query)]
 
+    @staticmethod
     def _event_query(
-        self,
         columns: list[Any],
         *,
         instance: str | None = None,
