@@ -29,8 +29,9 @@ class AccessLog(WSGIRequestHandler):
 
     Werkzeug logs every request at INFO and colours the status with terminal escapes whatever
     the output is, which in a file or the journal shows up as ``[31m[1m`` noise; and a probe
-    every few seconds, or a line per accepted webhook, would drown what the log is for. Under
-    ``web`` gunicorn keeps no access log either; refusals are logged by the app itself.
+    every few seconds, or a line per accepted webhook, would drown what the log is for. The
+    app logs every refusal itself, and every accepted webhook is stored in ``events``.
+    (``web`` keeps gunicorn's access log, on stdout, apart from this log.)
     """
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
