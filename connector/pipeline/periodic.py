@@ -30,10 +30,10 @@ def reconciliation(
     skew). A sweep that fails (a helpdesk down) or is cut short by shutdown is not a success, so
     the next one covers its window again: re-queueing a ticket costs one read."""
 
-    def sweep(previous: dt.datetime, stopping: threading.Event) -> int:
-        if previous == EPOCH:  # first sweep ever: recent changes only; backfill does the rest
-            previous = store.now() - dt.timedelta(seconds=interval_seconds)
-        since = previous - overlap
+    def sweep(last_success: dt.datetime, stopping: threading.Event) -> int:
+        if last_success == EPOCH:  # none yet: recent changes only; backfill does the rest
+            last_success = store.now() - dt.timedelta(seconds=interval_seconds)
+        since = last_success - overlap
         queued = 0
         for (kind, instance), adapter in adapters.items():
             for ticket_id in adapter.changed_since(since):
@@ -52,7 +52,7 @@ def retention(store: JobStore, keep: dt.timedelta, interval_seconds: float = 360
     """Delete events, finished jobs and audit rows older than ``keep``, in short transactions
     (see :meth:`JobStore.purge`); shutdown stops it between two of them."""
 
-    def purge(_previous: dt.datetime, stopping: threading.Event) -> dict[str, int]:
+    def purge(_last_success: dt.datetime, stopping: threading.Event) -> dict[str, int]:
         removed = store.purge(keep, stop=stopping.is_set)
         log.info("retention removed %s", removed)
         return removed
