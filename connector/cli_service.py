@@ -80,6 +80,7 @@ def _instant(text: str) -> dt.datetime:
 
 PORT = _whole(0, 65535, "a port number")
 COUNT = _whole(1, None, "a count")
+SLOTS = _whole(1, 64, "a number of worker threads")  # as BITRIX_SLA_WORKER_CONCURRENCY
 JOB_ID = _whole(1, MAX_ID, "a job id")
 
 
@@ -400,7 +401,7 @@ def register(add: Adder) -> None:
 
     def running(sub: argparse.ArgumentParser) -> None:
         common(sub)
-        sub.add_argument("--concurrency", type=COUNT, help="worker threads (default: settings)")
+        sub.add_argument("--concurrency", type=SLOTS, help="worker threads (default: settings)")
         sub.add_argument(
             "--grace", type=_seconds, default=30.0, help="seconds to finish jobs on SIGTERM"
         )

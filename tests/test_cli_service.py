@@ -415,7 +415,8 @@ def test_web_runs_under_gunicorn_and_logs_like_the_other_commands(
         # 99999 used to wrap around: serve listened on port 34463
         (["serve", "--port", "99999"], "--port: '99999' is not a port number: use 0 to 65535"),
         (["worker", "--metrics-port", "-1"], "--metrics-port: '-1' is not a port number"),
-        (["worker", "--concurrency", "-2"], "--concurrency: '-2' is not a count: use 1 or more"),
+        (["worker", "--concurrency", "-2"], "--concurrency: '-2' is not a number of worker"),
+        (["serve", "--concurrency", "65"], "'65' is not a number of worker threads: use 1 to 64"),
         (["web", "--workers", "0"], "--workers: '0' is not a count: use 1 or more"),
         (["web", "--threads", "x"], "--threads: 'x' is not a count"),
         (["serve", "--grace", "-5"], "--grace: '-5' is not a number of seconds"),
