@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from connector import logs
 from connector.pipeline import db
 from connector.pipeline.store import MAX_ID, STATUSES, Job, JobStore
-from connector.settings import Settings, load_settings
+from connector.settings import MAX_WORKER_CONCURRENCY, Settings, load_settings
 
 if TYPE_CHECKING:
     from connector.service import Service
@@ -80,7 +80,7 @@ def _instant(text: str) -> dt.datetime:
 
 PORT = _whole(0, 65535, "a port number")
 COUNT = _whole(1, None, "a count")
-SLOTS = _whole(1, 64, "a number of worker threads")  # as BITRIX_SLA_WORKER_CONCURRENCY
+SLOTS = _whole(1, MAX_WORKER_CONCURRENCY, "a number of worker threads")
 JOB_ID = _whole(1, MAX_ID, "a job id")
 
 

@@ -58,6 +58,8 @@ _DATABASE_SCHEMES = {
     "postgres": "postgresql+psycopg",
 }
 _DATABASE_HINT = "use sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
+#: the most worker threads (slots) one process runs: the setting's bound and ``--concurrency``'s
+MAX_WORKER_CONCURRENCY = 64
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -116,7 +118,7 @@ class Settings(BaseModel):
     backoff_cap_seconds: float = Field(default=600.0, gt=0)
     event_retention_days: float = Field(default=30.0, gt=0, le=36500)
     reconcile_interval_seconds: float = Field(default=300.0, gt=0)
-    worker_concurrency: int = Field(default=4, ge=1, le=64)
+    worker_concurrency: int = Field(default=4, ge=1, le=MAX_WORKER_CONCURRENCY)
     settle_seconds: float = Field(default=1.0, ge=0, description="debounce per ticket")
     settle_max_seconds: float = Field(default=10.0, ge=0)
     group_commit: bool = Field(default=True, description="concurrent webhooks share a commit")
