@@ -28,6 +28,7 @@ from werkzeug.exceptions import ClientDisconnected
 
 from connector import metrics
 from connector.errors import RequestError
+from connector.helpdesks.base import TOO_DEEP
 from connector.pipeline.db import driver_message
 from webhooks.responses import (
     RETRY_AFTER_SECONDS,
@@ -192,8 +193,13 @@ def receive(kind: str, instance: str) -> Response:
         event = receiver.parse(headers, body)
     except RequestError as exc:
         return _refuse(kind, instance, exc.status, exc.reason, str(exc) or exc.reason)
+    except RecursionError:  # parsed within the limit, but too deep for what reads it next
+        return _refuse(kind, instance, 422, "invalid_payload", TOO_DEEP)
     except ValidationError as exc:  # the receiver parsed it, but a value is out of bounds
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
         return _refuse(kind, instance, 422, "invalid_payload", problems)
     try:
         result = service.store.ingest(kind, instance, event, body)

@@ -8,13 +8,16 @@ The worker knows nothing of Zammad or Znuny: it asks an adapter to read a ticket
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Annotated, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from connector.errors import PayloadError
 from connector.helpdesks.signatures import HeaderSource
 from connector.policy.ticket import TicketSnapshot
+from connector.text import check_storable
 
 # Neutral names of the fields the connector owns; adapters map them to helpdesk field names.
 MANAGED_FIELDS = ("sla_due_at", "sla_tier", "sla_level")
@@ -48,16 +51,51 @@ class ApiCall(BaseModel):
     duration_ms: float = 0.0
 
 
+#: Why a body whose nesting exhausted the interpreter's recursion limit is refused.
+TOO_DEEP = "body is nested too deeply to be a webhook"
+
+
+def load_json(body: bytes) -> object:
+    """The JSON document of a webhook body, or a :class:`~connector.errors.PayloadError`.
+
+    The body must be UTF-8 (RFC 8259 §8.1; both helpdesks send it): Python's parser also reads
+    UTF-16 and UTF-32, but the store keeps the body as text for audit and replay, so such a body
+    would be kept garbled. A leading byte-order mark is ignored, as the RFC lets parsers do.
+    Nesting deeper than the interpreter's recursion limit is refused here too, instead of
+    escaping as a ``RecursionError`` (a 500, which the helpdesk would retry).
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError(
+            f"body is not UTF-8 (invalid byte at offset {exc.start}); send JSON as UTF-8"
+        ) from None
+    if "\x00" in text:  # valid UTF-8, but JSON never holds a raw NUL: UTF-16 or UTF-32
+        raise PayloadError("body is not UTF-8 (it holds NUL bytes, as UTF-16 does)")
+    try:
+        return json.loads(text.removeprefix("\ufeff"))
+    except ValueError:
+        raise PayloadError("body is not valid JSON") from None
+    except RecursionError:
+        raise PayloadError(TOO_DEEP) from None
+
+
+#: Text the store keeps as a key or a label: no NUL, no lone surrogate (:mod:`connector.text`).
+StoredText = Annotated[str, AfterValidator(check_storable)]
+
+
 class IncomingEvent(BaseModel):
     """What the edge keeps of an authenticated, parsed webhook."""
 
     model_config = ConfigDict(frozen=True)
 
-    ticket_id: str = Field(min_length=1, max_length=64)
-    delivery_id: str = Field(
+    ticket_id: StoredText = Field(min_length=1, max_length=64)
+    delivery_id: StoredText = Field(
         min_length=1, max_length=200, description="dedup key: the helpdesk's, or derived"
     )
-    event: str = Field(default="", max_length=200, description="the helpdesk's event or trigger")
+    event: StoredText = Field(
+        default="", max_length=200, description="the helpdesk's event or trigger"
+    )
 
 
 class HelpdeskAdapter(Protocol):

@@ -45,6 +45,7 @@ from connector.pipeline.db import decisions, events, jobs, schedules
 from connector.pipeline.driver_sql import RowsStatement
 from connector.pipeline.group_commit import GroupCommit
 from connector.pipeline.retry import Backoff
+from connector.text import storable
 
 Status = Literal["queued", "running", "done", "dead"]
 STATUSES: tuple[Status, ...] = ("queued", "running", "done", "dead")
@@ -578,10 +579,12 @@ class JobStore:
                 finished_at=finished,
                 duration_ms=(finished - started).total_seconds() * 1000,
                 outcome=record.outcome,
-                decision=record.decision,
-                plan=record.plan,
-                calls=record.calls,
-                error=record.error,
+                # the audit quotes the helpdesk (ticket fields, error text): keep what the
+                # engines can store (connector.text)
+                decision=storable(record.decision),
+                plan=storable(record.plan),
+                calls=storable(record.calls),
+                error=storable(record.error),
             )
         )
 
@@ -663,6 +666,7 @@ class JobStore:
         self, job: Job, worker: str, error: str, *, permanent: bool, record: RunRecord
     ) -> Status:
         """End a failed run: back to the queue with backoff, or ``dead``. Returns the status."""
+        error = storable(error)  # it may quote the helpdesk's answer
         with self._write() as connection:
             now = self.now(connection)
             current = connection.execute(select(jobs).where(self._fenced(job, worker))).first()

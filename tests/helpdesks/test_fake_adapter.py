@@ -291,7 +291,7 @@ def test_parse_accepts_an_integer_ticket_id(receiver: FakeReceiver) -> None:
     ("body", "reason"),
     [
         (b"ticket_id=7", "body is not valid JSON"),
-        (b"\xff\xfe", "body is not valid JSON"),
+        (b"\xff\xfe", "body is not UTF-8 (invalid byte at offset 0); send JSON as UTF-8"),
         (b"[1]", "body must be a JSON object, not list"),
         (b'{"event": "ticket.updated"}', "missing ticket_id"),
         (b'{"ticket_id": ""}', "ticket_id must be a non-empty string or an integer"),

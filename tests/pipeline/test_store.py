@@ -468,3 +468,32 @@ def test_stored_events_can_be_listed_read_and_their_tickets_found(
     assert store.tickets_with_events(T0, later) == [("fake", "a", "1")]
     assert store.tickets_with_events(T0, instance="b") == [("fake", "b", "1")]
     assert store.tickets_with_events(T0, ticket_id="2") == [("fake", "a", "2")]
+
+
+def test_text_no_engine_can_store_is_kept_readable(store: JobStore, clock: Clock) -> None:
+    """A helpdesk's error text (or a ticket field in the audit) may hold a NUL or a lone
+    surrogate; PostgreSQL refuses the first in text, and neither driver can encode the second.
+    Recording such a failure failed, so the job stayed running until its lease expired and ran
+    again, forever. The store replaces what it cannot keep, on both engines."""
+    store.ingest("fake", "a", event("1", "d1"), b"{}")
+    job = store.claim("w", 30)
+    assert job is not None
+    reason = "PATCH /api/tickets/1 -> 422: bad \x00 byte \ud800 here"
+    run = RunRecord(
+        worker="w",
+        started_at=clock(),
+        finished_at=clock(),
+        outcome="failed",
+        decision={"title": "a\x00b", "note": "\udfff", "tags": ["\x00"]},
+        plan={"tags": ["c\x00"]},
+        calls=[{"body": "\ud83d"}],
+        error=reason,
+    )
+    assert store.fail(job, "w", reason, permanent=True, record=run) == "dead"
+    (dead,) = store.list_jobs("dead")
+    assert dead.last_error == "PATCH /api/tickets/1 -> 422: bad \ufffd byte \ufffd here"
+    (audit,) = store.runs(dead.id)
+    assert audit["error"] == dead.last_error
+    assert audit["decision"] == {"title": "a\ufffdb", "note": "\ufffd", "tags": ["\ufffd"]}
+    assert audit["plan"] == {"tags": ["c\ufffd"]}
+    assert audit["calls"] == [{"body": "\ufffd"}]

@@ -9,10 +9,9 @@ any non-2xx answer a failure and retries.
 from __future__ import annotations
 
 import hashlib
-import json
 
 from connector.errors import PayloadError
-from connector.helpdesks.base import IncomingEvent
+from connector.helpdesks.base import IncomingEvent, load_json
 from connector.helpdesks.signatures import HeaderSource, check_token, header
 
 TOKEN_HEADER = "X-Fake-Token"
@@ -46,10 +45,7 @@ class FakeReceiver:
         Without ``X-Fake-Delivery`` the delivery id is ``sha256:<hex of the body>``, so a
         resent identical body still deduplicates.
         """
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            raise PayloadError("body is not valid JSON") from None
+        payload = load_json(body)
         if not isinstance(payload, dict):
             raise PayloadError(f"body must be a JSON object, not {type(payload).__name__}")
         if "ticket_id" not in payload:

@@ -26,12 +26,11 @@ import base64
 import binascii
 import contextlib
 import hashlib
-import json
 
 from pydantic import SecretStr, ValidationError
 
 from connector.errors import AuthError, PayloadError
-from connector.helpdesks.base import IncomingEvent
+from connector.helpdesks.base import IncomingEvent, load_json
 from connector.helpdesks.signatures import (
     Algorithm,
     HeaderSource,
@@ -104,10 +103,7 @@ class ZammadReceiver:
             PayloadError: not JSON, not the default payload, or no usable ``ticket.id``; the
                 message names the field.
         """
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise PayloadError("body is not valid JSON") from None
+        data = load_json(body)
         try:
             payload = WebhookPayload.model_validate(check_shape(data))
         except ValidationError as exc:

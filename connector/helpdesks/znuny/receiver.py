@@ -33,7 +33,7 @@ from collections.abc import Collection
 from pydantic import ValidationError
 
 from connector.errors import AuthError, PayloadError
-from connector.helpdesks.base import IncomingEvent
+from connector.helpdesks.base import IncomingEvent, load_json
 from connector.helpdesks.signatures import HeaderSource, check_token, header, tokens_match
 from connector.helpdesks.znuny.payload import InvokerRequest
 
@@ -122,10 +122,7 @@ class ZnunyReceiver:
             PayloadError: not JSON, not the ``Ticket::Generic`` shape (the message names the
                 field), or an event that is refused (:class:`UnsupportedEventError`).
         """
-        try:
-            raw = json.loads(body)
-        except ValueError:
-            raise PayloadError("body is not valid JSON") from None
+        raw = load_json(body)
         if not isinstance(raw, dict):
             raise PayloadError(f"body must be a JSON object, not {type(raw).__name__}")
         try:
