@@ -37,7 +37,7 @@ from tests.helpdesks.znuny import basic, znuny_instance
 from tests.helpdesks.znuny import fixture as znuny_fixture
 from webhooks.responses import current_service
 
-from .conftest import WEBHOOK_SECRET, make_settings, row_counts
+from .conftest import ADMIN_TOKEN, WEBHOOK_SECRET, make_settings, row_counts
 
 EXAMPLES = settings(
     max_examples=120,
@@ -326,3 +326,65 @@ def test_a_deep_value_inside_a_valid_payload(
         body = text.replace('"@DEEP@"', "[" * depth + "]" * depth).encode()
         statuses.add(post_checked(client, service, kind, body))
     assert 422 in statuses  # the deepest ones are refused, not stored
+
+
+#: header values as a WSGI server hands them over: Latin-1 text without line breaks
+header_values = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
+    max_size=80,
+)
+AUTH_HEADERS = {
+    "fake": ("X-Fake-Token", "X-Fake-Delivery"),
+    "zammad": ("X-Hub-Signature", "Authorization", "X-Zammad-Delivery", "X-Zammad-Trigger"),
+    "znuny": ("Authorization",),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_any_header_values(name: str, client: FlaskClient, service: Service) -> None:
+    """Any value of the headers a receiver reads (credentials, signature, delivery id, trigger
+    name), with a valid body: a 2xx or a 4xx with nothing stored, never a 5xx."""
+    kind = KINDS[name]
+    body = kind.encode(kind.payload)
+
+    @EXAMPLES
+    @given(st.dictionaries(st.sampled_from(AUTH_HEADERS[name]), header_values, min_size=1))
+    def run(changed: dict[str, str]) -> None:
+        headers = {**kind.headers(body), **changed}
+        varied = Kind(kind.name, kind.url, kind.payload, lambda _: headers, kind.encode)
+        post_checked(client, service, varied, body)
+
+    run()
+
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def test_admin_api_any_query(client: FlaskClient) -> None:
+    """The admin API answers 200 or a 4xx JSON error for any path under /admin/jobs, any query
+    and any Authorization header; never a 5xx."""
+    segment = st.text(
+        st.characters(codec="ascii", exclude_characters="/?#%\x00"), min_size=1, max_size=24
+    )
+    paths = st.one_of(
+        st.just("/admin/jobs"),
+        st.integers(min_value=-(2**70), max_value=2**70).map(lambda n: f"/admin/jobs/{n}"),
+        segment.map(lambda s: f"/admin/jobs/{s}"),
+    )
+    queries = st.dictionaries(
+        st.sampled_from(["status", "limit", "page", "x"]), header_values, max_size=3
+    )
+
+    @EXAMPLES
+    @given(paths, queries, st.one_of(st.just(ADMIN["Authorization"]), header_values))
+    def run(path: str, query: dict[str, str], authorization: str) -> None:
+        response = client.get(path, query_string=query, headers={"Authorization": authorization})
+        text = response.get_data(as_text=True)
+        assert response.status_code < 500, text
+        assert response.mimetype == "application/json", text
+        data = response.get_json()
+        if response.status_code >= 400:
+            assert isinstance(data["error"], str), text
+            assert data["detail"], text
+
+    run()
