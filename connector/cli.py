@@ -14,7 +14,7 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from connector import __version__
-from connector.errors import ConfigError, ConfigIssue, StoreUnavailableError
+from connector.errors import BackupError, ConfigError, ConfigIssue, StoreUnavailableError
 from connector.mappings import (
     CalendarsFile,
     Mappings,
@@ -287,7 +287,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     stream = out if out is not None else sys.stdout
     try:
         return int(args.handler(args, stream))
-    except (ConfigError, StoreUnavailableError) as exc:
+    except (ConfigError, StoreUnavailableError, BackupError) as exc:
         print(f"bitrix-sla: {exc}", file=sys.stderr)
         return 1
     except UsageError as exc:

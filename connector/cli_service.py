@@ -1,4 +1,4 @@
-"""``bitrix-sla`` service commands: serve, web, worker, db, jobs, backfill."""
+"""``bitrix-sla`` service commands: serve, web, worker, db, jobs, events, backfill."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from connector import logs
-from connector.pipeline import db
+from connector.cli import UsageError
+from connector.pipeline import backup, db
 from connector.pipeline.store import MAX_ID, STATUSES, Job, JobStore
 from connector.settings import MAX_WORKER_CONCURRENCY, Settings, load_settings
 
@@ -123,6 +125,61 @@ def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
         store.close()
     print(f"applied {applied}" if applied else "nothing to apply", file=out)
     print(f"schema version {version}", file=out)
+    return 0
+
+
+def _sqlite_database(args: argparse.Namespace) -> tuple[str, Path]:
+    """The job store's URL and SQLite file; a usage error for other engines."""
+    url = _settings(args).database_url.get_secret_value()
+    path = db.sqlite_path(url)
+    if path is None:
+        raise UsageError(
+            f"the job store at {db.redact(url)} is not a SQLite file; back up PostgreSQL with "
+            "its own tools (pg_dump, or the base backups of your database service)"
+        )
+    return url, path
+
+
+def cmd_db_backup(args: argparse.Namespace, out: TextIO) -> int:
+    _, database = _sqlite_database(args)
+    started = time.monotonic()
+    snapshot, removed = backup.backup(database, Path(args.destination), keep=args.keep)
+    seconds = time.monotonic() - started
+    print(f"backed up {database} to {snapshot.path} in {seconds:.1f} s", file=out)
+    print(f"  {snapshot.describe()}", file=out)
+    for path in removed:
+        print(f"removed the older backup {path}", file=out)
+    return 0
+
+
+def cmd_db_restore(args: argparse.Namespace, out: TextIO) -> int:
+    url, database = _sqlite_database(args)
+    source = Path(args.source)
+    if not args.yes:
+        incoming = backup.inspect_file(source)
+        current = backup.inspect_file(database, live=True) if database.is_file() else None
+        print(f"{source}: {incoming.describe()}", file=out)
+        print(f"{database}: {current.describe() if current else 'no database yet'}", file=out)
+        raise UsageError(f"this would replace everything in {database}; add --yes to restore")
+    restored, before = backup.restore(database, source)
+    store = JobStore.open(url, migrate=False)
+    try:
+        with db.opening(url):
+            applied = db.upgrade(store.engine)
+    finally:
+        store.close()
+    print(f"restored {database} from {source}", file=out)
+    print(f"  now:    {restored.describe()}", file=out)
+    print(f"  before: {before.describe() if before else 'no database'}", file=out)
+    if applied:
+        print(f"  applied migrations {applied}", file=out)
+    if restored.newest_event is not None:
+        since = restored.newest_event.isoformat(timespec="seconds")
+        print(
+            "Webhooks that arrived after the backup was taken are not in it; queue the tickets "
+            f"changed since with: bitrix-sla backfill --since {since}",
+            file=out,
+        )
     return 0
 
 
@@ -428,9 +485,26 @@ def register(add: Adder) -> None:
     )
     sub.add_argument("--metrics-host", default="0.0.0.0")
 
-    sub = add("db", cmd_db_upgrade, "database schema: 'db upgrade' applies pending migrations")
-    sub.add_argument("action", choices=["upgrade"])
-    common(sub)
+    database = add("db", cmd_db_upgrade, "the job store: schema migrations, backup, restore")
+    actions = database.add_subparsers(dest="action", required=True, metavar="ACTION")
+    upgrade = actions.add_parser("upgrade", help="apply pending schema migrations")
+    upgrade.set_defaults(handler=cmd_db_upgrade)
+    common(upgrade)
+    copy = actions.add_parser("backup", help="copy the SQLite job store while it runs")
+    copy.set_defaults(handler=cmd_db_backup)
+    copy.add_argument("destination", metavar="PATH", help="a new file, or a directory")
+    copy.add_argument(
+        "--keep",
+        type=COUNT,
+        metavar="N",
+        help="with a directory: keep its N newest backups, remove the older ones",
+    )
+    common(copy)
+    restore = actions.add_parser("restore", help="replace the SQLite job store with a backup")
+    restore.set_defaults(handler=cmd_db_restore)
+    restore.add_argument("source", metavar="FILE", help="a file made by 'db backup'")
+    restore.add_argument("--yes", action="store_true", help="really replace the current data")
+    common(restore)
 
     sub = add(
         "backfill", cmd_backfill, "queue every open ticket (after a mappings change or install)"

@@ -27,6 +27,12 @@ class StoreUnavailableError(ConnectorError):
     cannot be created. The message names the database with any password hidden."""
 
 
+class BackupError(ConnectorError):
+    """A backup or restore of the SQLite job store could not be made; the message names the
+    file and the reason. Nothing was changed: no backup file is left behind, and the database
+    is as it was."""
+
+
 class RequestError(ConnectorError):
     """An incoming HTTP request is refused; ``status`` is the answer, the message says why."""
 

@@ -35,6 +35,8 @@ from tests.deploy.conftest import REPO, unavailable
 
 DOCKERFILE = REPO / "Dockerfile"
 UNIT = REPO / "deploy" / "systemd" / "bitrix-sla.service"
+BACKUP_UNIT = REPO / "deploy" / "systemd" / "bitrix-sla-backup.service"
+BACKUP_TIMER = REPO / "deploy" / "systemd" / "bitrix-sla-backup.timer"
 ENV_EXAMPLE = REPO / "deploy" / "systemd" / "bitrix-sla.env.example"
 CONSOLE_SCRIPT = Path(sys.executable).parent / "bitrix-sla"
 UID = "10001"
@@ -339,11 +341,11 @@ def test_image_commands_exist(command: str, flags: list[str]) -> None:
 # -- single VM: systemd --------------------------------------------------------------------------
 
 
-def unit_entries() -> list[tuple[str, str, str]]:
-    """(section, key, value) of the unit file, in order (keys may repeat)."""
+def unit_entries(unit: Path = UNIT) -> list[tuple[str, str, str]]:
+    """(section, key, value) of a unit file, in order (keys may repeat)."""
     entries: list[tuple[str, str, str]] = []
     section = ""
-    for raw in UNIT.read_text(encoding="utf-8").splitlines():
+    for raw in unit.read_text(encoding="utf-8").splitlines():
         line = raw.strip()
         if not line or line.startswith(("#", ";")):
             continue
@@ -355,25 +357,55 @@ def unit_entries() -> list[tuple[str, str, str]]:
     return entries
 
 
-def test_systemd_unit_verifies(tmp_path: Path) -> None:
-    """``systemd-analyze verify`` accepts the unit (with ExecStart pointed at this venv)."""
+@pytest.mark.parametrize("units", [(UNIT,), (BACKUP_UNIT, BACKUP_TIMER)], ids=["serve", "backup"])
+def test_systemd_units_verify(tmp_path: Path, units: tuple[Path, ...]) -> None:
+    """``systemd-analyze verify`` accepts the units (with ExecStart pointed at this venv)."""
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         unavailable("systemd-analyze is not installed")
     if not CONSOLE_SCRIPT.exists():
         unavailable(f"the bitrix-sla console script is not installed at {CONSOLE_SCRIPT}")
-    unit = tmp_path / UNIT.name
-    unit.write_text(
-        UNIT.read_text(encoding="utf-8").replace(
-            "/opt/bitrix-sla/venv/bin/bitrix-sla", str(CONSOLE_SCRIPT)
-        ),
-        encoding="utf-8",
-    )
+    for source in units:
+        (tmp_path / source.name).write_text(
+            source.read_text(encoding="utf-8").replace(
+                "/opt/bitrix-sla/venv/bin/bitrix-sla", str(CONSOLE_SCRIPT)
+            ),
+            encoding="utf-8",
+        )
     checked = subprocess.run(
-        [analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=60
+        [analyze, "verify", "--man=no", *(str(tmp_path / unit.name) for unit in units)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert checked.returncode == 0, checked.stderr
     assert checked.stderr.strip() == ""
+
+
+def test_systemd_backup_copies_the_services_database_into_its_state_directory() -> None:
+    """The nightly backup reads the database the service writes, as the same user, and keeps
+    a bounded number of backups in a directory systemd creates for it."""
+    service = {k: v for section, k, v in unit_entries() if section == "Service"}
+    entries = unit_entries(BACKUP_UNIT)
+    job = {key: value for section, key, value in entries if section == "Service"}
+
+    def environment(of: list[tuple[str, str, str]]) -> dict[str, str]:
+        pairs = (value.partition("=") for _, key, value in of if key == "Environment")
+        return {name: value for name, _, value in pairs}
+
+    assert environment(entries)["DATABASE_URL"] == environment(unit_entries())["DATABASE_URL"]
+    assert (job["User"], job["EnvironmentFile"]) == (service["User"], service["EnvironmentFile"])
+    executable, *argv = shlex.split(job["ExecStart"])
+    assert executable == "/opt/bitrix-sla/venv/bin/bitrix-sla"
+    args = build_parser().parse_args(argv)
+    assert (args.command, args.action, args.keep) == ("db", "backup", 7)
+    directories = job["StateDirectory"].split()
+    assert service["StateDirectory"] in directories
+    assert args.destination in {f"/var/lib/{name}" for name in directories}
+    assert args.destination != "/var/lib/bitrix-sla"
+    timer = {key: value for section, key, value in unit_entries(BACKUP_TIMER)}
+    assert timer["Persistent"] == "yes"
+    assert timer["WantedBy"] == "timers.target"
 
 
 def test_systemd_unit_serves_sqlite_in_one_process() -> None:
