@@ -152,15 +152,22 @@ def cmd_db_backup(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _held(existed: bool, snapshot: backup.Snapshot | None) -> str:
+    if snapshot is not None:
+        return snapshot.describe()
+    return "unreadable (damaged, or not a job store)" if existed else "no database"
+
+
 def cmd_db_restore(args: argparse.Namespace, out: TextIO) -> int:
     url, database = _sqlite_database(args)
     source = Path(args.source)
     if not args.yes:
         incoming = backup.inspect_file(source)
-        current = backup.inspect_file(database, live=True) if database.is_file() else None
         print(f"{source}: {incoming.describe()}", file=out)
-        print(f"{database}: {current.describe() if current else 'no database yet'}", file=out)
+        held = _held(database.is_file(), backup.current(database))
+        print(f"{database}: {held}", file=out)
         raise UsageError(f"this would replace everything in {database}; add --yes to restore")
+    existed = database.is_file()
     restored, before = backup.restore(database, source)
     store = JobStore.open(url, migrate=False)
     try:
@@ -170,7 +177,7 @@ def cmd_db_restore(args: argparse.Namespace, out: TextIO) -> int:
         store.close()
     print(f"restored {database} from {source}", file=out)
     print(f"  now:    {restored.describe()}", file=out)
-    print(f"  before: {before.describe() if before else 'no database'}", file=out)
+    print(f"  before: {_held(existed, before)}", file=out)
     if applied:
         print(f"  applied migrations {applied}", file=out)
     if restored.newest_event is not None:

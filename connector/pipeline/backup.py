@@ -23,6 +23,7 @@ import datetime as dt
 import os
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -105,6 +106,7 @@ def backup(
             source.backup(copy)
             copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
             _check(copy, target)
+            made = _describe(copy, partial)
         _fsync(partial)
         os.replace(partial, target)
         _fsync(target.parent)
@@ -115,14 +117,15 @@ def backup(
     finally:
         partial.unlink(missing_ok=True)
     removed = _prune(target.parent, keep) if keep is not None else []
-    return inspect_file(target), removed
+    return made.model_copy(update={"path": target, "size_bytes": target.stat().st_size}), removed
 
 
 def restore(database: Path, source: Path) -> tuple[Snapshot, Snapshot | None]:
     """Replace the content of ``database`` with the backup ``source``, in one transaction.
 
     Returns what the backup holds and what the database held before (None if it did not
-    exist). The caller runs the migrations afterwards when the backup is of an older schema.
+    exist or could not be read: restoring is how a damaged database is mended). The caller runs
+    the migrations afterwards when the backup is of an older schema.
 
     Raises:
         BackupError: ``source`` is not a readable job-store backup (not SQLite, damaged, not
@@ -135,20 +138,33 @@ def restore(database: Path, source: Path) -> tuple[Snapshot, Snapshot | None]:
             f"{source}: schema version {restored.schema_version} is newer than this "
             f"connector's ({LATEST}); restore it with the version that made it"
         )
-    before = inspect_file(database, live=True) if database.is_file() else None
+    before = current(database)
     try:
-        with _connect(source) as backup_copy, _connect(database) as live:
+        with _connect(source, read_only=True) as backup_copy, _connect(database) as live:
             backup_copy.backup(live)
     except sqlite3.Error as exc:
-        raise BackupError(f"{database}: restore failed, nothing changed: {exc}") from None
+        raise BackupError(
+            f"{database}: restore failed, nothing changed: {exc}. If this file itself is "
+            "damaged, stop the service, move it and its -wal and -shm files aside, and restore "
+            "again"
+        ) from None
     return restored, before
 
 
-def inspect_file(path: Path, *, live: bool = False) -> Snapshot:
-    """Check that ``path`` is an intact job-store database and say what it holds.
+def current(database: Path) -> Snapshot | None:
+    """What the live database holds, without the integrity check; None if there is no such
+    file or it cannot be read."""
+    if not database.is_file():
+        return None
+    try:
+        with _connect(database) as connection:
+            return _describe(connection, database)
+    except (sqlite3.Error, BackupError):
+        return None
 
-    A backup is opened read-only; the ``live`` database is not (opening a database in WAL
-    mode read-only fails when no other connection has it open).
+
+def inspect_file(path: Path) -> Snapshot:
+    """Check that the backup ``path`` is an intact job-store database; say what it holds.
 
     Raises:
         BackupError: it does not exist, is not SQLite, fails ``integrity_check`` or lacks the
@@ -157,46 +173,40 @@ def inspect_file(path: Path, *, live: bool = False) -> Snapshot:
     if not path.is_file():
         raise BackupError(f"{path}: no such file")
     try:
-        with _connect(path, read_only=not live) as connection:
+        with _connect(path, read_only=True) as connection:
             _check(connection, path)
-            names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-            missing = [table for table in TABLES if table not in names]
-            if missing:
-                raise BackupError(f"{path}: not a job store (no table {', '.join(missing)})")
-            version = connection.execute("SELECT max(version) FROM schema_version").fetchone()
-            events = connection.execute("SELECT count(*), max(received_at) FROM events")
-            event_count, newest = events.fetchone()
-            (job_count,) = connection.execute("SELECT count(*) FROM jobs").fetchone()
+            return _describe(connection, path)
     except sqlite3.Error as exc:
         raise BackupError(f"{path}: not a readable SQLite database: {exc}") from None
+
+
+def _describe(connection: sqlite3.Connection, path: Path) -> Snapshot:
+    names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    missing = [table for table in TABLES if table not in names]
+    if missing:
+        raise BackupError(f"{path}: not a job store (no table {', '.join(missing)})")
+    (version,) = connection.execute("SELECT max(version) FROM schema_version").fetchone()
+    events = connection.execute("SELECT count(*), max(received_at) FROM events")
+    event_count, newest = events.fetchone()
+    (job_count,) = connection.execute("SELECT count(*) FROM jobs").fetchone()
     return Snapshot(
         path=path,
         size_bytes=path.stat().st_size,
-        schema_version=int(version[0] or 0),
+        schema_version=int(version or 0),
         events=int(event_count),
         jobs=int(job_count),
         newest_event=_instant(newest),
     )
 
 
-class _Connection:
-    """A sqlite3 connection that is closed (not only committed) when the block ends."""
-
-    def __init__(self, path: Path, read_only: bool) -> None:
-        uri = f"{path.resolve().as_uri()}?mode=ro" if read_only else path.resolve().as_uri()
-        self.connection = sqlite3.connect(
-            uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
-        )
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.connection
-
-    def __exit__(self, *_exc: object) -> None:
-        self.connection.close()
-
-
-def _connect(path: Path, *, read_only: bool = False) -> _Connection:
-    return _Connection(path, read_only)
+def _connect(path: Path, *, read_only: bool = False) -> closing[sqlite3.Connection]:
+    """A connection that is closed (not only committed) when the block ends. A backup is read
+    read-only; a live database is not (opening one in WAL mode read-only fails when no other
+    connection has it open)."""
+    uri = path.resolve().as_uri() + ("?mode=ro" if read_only else "")
+    return closing(
+        sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    )
 
 
 def _check(connection: sqlite3.Connection, path: Path) -> None:

@@ -76,6 +76,14 @@ def rows(path: Path) -> tuple[int, int, int]:
         )
 
 
+def intact(path: Path) -> bool:
+    with closing(sqlite3.connect(path)) as connection:
+        try:
+            return connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        except sqlite3.DatabaseError:  # too damaged to even check
+            return False
+
+
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[Path, JobStore]]:
     path = tmp_path / "live" / "bitrix-sla.db"
@@ -210,6 +218,38 @@ def test_restore_refuses_what_is_not_a_job_store_backup(
         with pytest.raises(BackupError, match=reason):
             backup.restore(path, source)
     assert rows(path)[:2] == (1, 1)  # untouched
+
+
+def test_restore_mends_a_damaged_database(tmp_path: Path) -> None:
+    """Restoring is what one does when the live file is damaged: pages overwritten with
+    garbage are replaced; a file that is not a database at all gets the way out named."""
+    path = tmp_path / "live.db"
+    store = open_store(path)
+    try:
+        for number in range(1, 201):
+            ingest(store, number)
+        saved, _ = backup.backup(path, tmp_path / "saved.db")
+    finally:
+        store.close()
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(path.read_bytes())
+    page = 4096
+    assert len(data) > 6 * page
+    data[2 * page : len(data) - page] = b"\xa5" * (len(data) - 3 * page)
+    path.write_bytes(bytes(data))
+    assert not intact(path)
+
+    restored, _ = backup.restore(path, saved.path)
+
+    assert restored.events == 200
+    assert rows(path) == (200, TICKETS, 0)
+    assert intact(path)
+
+    path.write_bytes(b"garbage" * 1000)
+    with pytest.raises(BackupError, match="move it and its -wal and -shm files aside"):
+        backup.restore(path, saved.path)
+    assert path.read_bytes() == b"garbage" * 1000
 
 
 def run(*argv: str) -> tuple[int, str]:
