@@ -21,25 +21,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
 from connector.helpdesks.signatures import sign
 from connector.pipeline.db import events
 from connector.service import Service
+from connector.settings import Settings
 from tests.helpdesks.zammad.conftest import SECRET as ZAMMAD_SECRET
 from tests.helpdesks.zammad.conftest import fixture as zammad_fixture
 from tests.helpdesks.zammad.conftest import rails_json, zammad_instance
 from tests.helpdesks.znuny import basic, znuny_instance
 from tests.helpdesks.znuny import fixture as znuny_fixture
-from webhooks.responses import current_service
 
 from .conftest import ADMIN_TOKEN, WEBHOOK_SECRET, make_settings, row_counts
 
-EXAMPLES = settings(
+EXAMPLES = hypothesis_settings(
     max_examples=120,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -123,21 +123,11 @@ KINDS = {
 
 
 @pytest.fixture
-def app(make_app: Callable[..., Flask], tmp_path: Path) -> Flask:
-    """One app with an instance of every kind, on a real SQLite file."""
+def settings(tmp_path: Path) -> Settings:
+    """An instance of every kind, on a real SQLite file (the conftest's app is built on it)."""
     base = make_settings(tmp_path)
     instances = (*base.instances, zammad_instance(name="zd"), znuny_instance(name="zn"))
-    return make_app(settings=base.model_copy(update={"instances": instances}))
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
-def service(app: Flask) -> Service:
-    return current_service(app)
+    return base.model_copy(update={"instances": instances})
 
 
 def newest_body(service: Service) -> str:
