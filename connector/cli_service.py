@@ -18,8 +18,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from connector import logs
 from connector.cli import UsageError
+from connector.errors import PermanentError, TransientError
 from connector.pipeline import backup, db
 from connector.pipeline.store import MAX_ID, STATUSES, Job, JobStore
+from connector.policy.decision import Policy
+from connector.preview import TicketPreview, preview
 from connector.settings import MAX_WORKER_CONCURRENCY, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -363,6 +366,123 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+# -- preview -----------------------------------------------------------------------------------
+
+
+def _due_text(value: str | None, zone: dt.tzinfo) -> str:
+    """A due time as agents read it (the calendar's zone, to the minute), or as stored."""
+    if not value:
+        return "-"
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return repr(value)
+    if moment.tzinfo is None:
+        return repr(value)
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def _changes(item: TicketPreview, policy: Policy) -> list[str]:
+    """``what: before -> after`` for each write the worker would make."""
+    assert item.plan is not None and item.decision is not None
+    zone = policy.calendars[item.decision.calendar].zone
+    lines = []
+    for name, wanted in item.plan.fields.items():
+        before, after = item.current.get(name), wanted
+        if name == "sla_due_at":
+            lines.append(f"due {_due_text(before, zone)} -> {_due_text(after, zone)}")
+        else:
+            lines.append(f"{name.removeprefix('sla_')} {before or '-'} -> {after}")
+    tags = [f"+{tag}" for tag in item.plan.add_tags] + [f"-{tag}" for tag in item.plan.remove_tags]
+    if tags:
+        lines.append(f"tags {' '.join(tags)}")
+    return lines
+
+
+def _ticket_label(item: TicketPreview) -> str:
+    number = f" #{item.number}" if item.number and item.number != item.ticket_id else ""
+    return f"ticket {item.ticket_id}{number}"
+
+
+def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
+    from connector.helpdesks.registry import build_all, close_adapters
+    from connector.mappings import load_mappings
+
+    settings = _settings(args)
+    names = sorted({instance.name for instance in settings.instances})
+    if not names:
+        raise UsageError("no helpdesk instances are configured; list them under 'instances:'")
+    if args.instance is not None and args.instance not in names:
+        raise UsageError(f"no instance {args.instance!r} is configured ({', '.join(names)})")
+    if args.ticket and args.instance is None and len(names) > 1:
+        raise UsageError(f"--ticket needs --instance: several are configured ({', '.join(names)})")
+    if args.ticket and args.since is not None:
+        raise UsageError("give --ticket or --since, not both")
+    policy = load_mappings(Path(args.mappings) if args.mappings else settings.mappings_dir).policy
+    built = build_all(settings)
+    now = dt.datetime.now(dt.UTC)
+    unreadable = 0
+    try:
+        for (kind, name), (adapter, _) in sorted(built.items()):
+            if args.instance not in (None, name):
+                continue
+            read = changing = failed = 0
+
+            def progress(count: int, where: str = f"{kind}/{name}") -> None:
+                if not args.ticket and count % 50 == 0:
+                    print(f"\r{where}: {count} tickets read", end="", file=sys.stderr)
+
+            try:
+                items = preview(
+                    adapter, policy, now, tickets=args.ticket, since=args.since, progress=progress
+                )
+                for item in items:
+                    read += 1
+                    changing += item.changes
+                    failed += item.error is not None
+                    _print_preview(item, policy, out, json_lines=args.json, full=bool(args.ticket))
+            except (PermanentError, TransientError) as exc:  # listing the open tickets failed
+                print(f"bitrix-sla preview: {kind}/{name}: {exc}", file=sys.stderr)
+                failed += 1
+            if not args.ticket:
+                print(f"\r{kind}/{name}: {read} tickets read", file=sys.stderr)
+            if not args.json:
+                print(
+                    f"{kind}/{name}: {read} ticket(s) read, {changing} would change, "
+                    f"{failed} unreadable",
+                    file=out,
+                )
+            unreadable += failed
+    finally:
+        close_adapters(built)
+    return 1 if unreadable else 0
+
+
+def _print_preview(
+    item: TicketPreview, policy: Policy, out: TextIO, *, json_lines: bool, full: bool
+) -> None:
+    from connector.cli import render_decision
+
+    if json_lines:
+        data = item.model_dump(mode="json")
+        data["changes"] = item.changes
+        print(json.dumps(data, ensure_ascii=False), file=out)
+        return
+    if item.error is not None:
+        print(f"{_ticket_label(item)}: unreadable: {item.error}", file=out)
+        return
+    assert item.decision is not None
+    if full:
+        zone = policy.calendars[item.decision.calendar].zone
+        print(render_decision(item.decision, zone), file=out)
+        changes = _changes(item, policy)
+        print("would write:" if changes else "would write: nothing, it is up to date", file=out)
+        for line in changes:
+            print(f"  {line}", file=out)
+    elif item.changes:
+        print(f"{_ticket_label(item)}: {'; '.join(_changes(item, policy))}", file=out)
+
+
 # -- running -----------------------------------------------------------------------------------
 
 
@@ -559,6 +679,25 @@ def register(add: Adder) -> None:
     replay.add_argument("--instance", metavar="NAME")
     replay.add_argument("--ticket", metavar="ID")
     common(replay)
+
+    sub = add(
+        "preview",
+        cmd_preview,
+        "what the worker would write to tickets now, read live, without writing",
+    )
+    common(sub)
+    sub.add_argument("--instance", metavar="NAME", help="only this helpdesk instance")
+    sub.add_argument(
+        "--ticket",
+        metavar="ID",
+        action="append",
+        help="this ticket, with the full decision (repeatable); default: every open ticket",
+    )
+    sub.add_argument(
+        "--since", type=_instant, metavar="DATE", help="only open tickets changed since"
+    )
+    sub.add_argument("--mappings", metavar="DIR", help="mappings to try (default: the service's)")
+    sub.add_argument("--json", action="store_true", help="one JSON object per ticket")
 
     register_helpdesk_commands(add)
     register_demo(add)
