@@ -234,8 +234,13 @@ def load_settings(
         for key in ("database_url", "database_password", "admin_token"):
             if key in data or f"{key}_env" in data or f"{key}_file" in data:
                 data[key] = _secret(data, key, env, key)
+        listed = data.get("instances") or []
+        if not isinstance(listed, list):
+            raise ValueError(
+                f"instances: expected a list of instances, not {type(listed).__name__}"
+            )
         instances = []
-        for index, raw in enumerate(data.get("instances") or []):
+        for index, raw in enumerate(listed):
             if not isinstance(raw, dict):
                 raise ValueError(f"instances[{index}]: expected a mapping")
             entry = dict(raw)

@@ -7,9 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given, settings
 
 from connector.errors import ConfigError
 from connector.mappings import FILES, format_loc, load_mappings
+from tests.strategies import json_values, one_change
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -174,3 +177,38 @@ def test_top_level_must_be_a_mapping(mappings_dir: Path) -> None:
 )
 def test_format_loc(loc: tuple[str | int, ...], text: str) -> None:
     assert format_loc(loc) == text
+
+
+SHIPPED = {
+    name: yaml.safe_load((ROOT / "mappings" / name).read_text(encoding="utf-8")) for name in FILES
+}
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_any_one_change_loads_or_names_the_file(name: str, tmp_path: Path) -> None:
+    """A mapping file with one value anywhere replaced by arbitrary YAML data, or removed,
+    loads or fails with ConfigError issues that name a mapping file (the changed one, or one
+    that refers to what it removed) and a reason; never another exception (a calendar interval
+    given as a list with a mapping in it was a TypeError, a traceback from check-config)."""
+
+    directory = tmp_path / "m"
+    shutil.copytree(ROOT / "mappings", directory)
+    shipped = (directory / name).read_text(encoding="utf-8")
+
+    @settings(max_examples=25, deadline=None)  # a load compiles the calendars: ~0.15 s
+    @given(one_change(SHIPPED[name]) | json_values)
+    def run(document: object) -> None:
+        changed = yaml.safe_dump(document, allow_unicode=True)
+        (directory / name).write_text(changed, encoding="utf-8")
+        try:
+            load_mappings(directory)
+        except ConfigError as exc:
+            found = exc.issues
+        else:
+            return
+        finally:
+            (directory / name).write_text(shipped, encoding="utf-8")
+        assert found
+        assert all(issue.file in FILES and issue.message for issue in found), found
+
+    run()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
 
 from connector.errors import ConfigError
+from connector.helpdesks.registry import build_all, close_adapters
 from connector.settings import DEFAULT_DATABASE_URL, load_settings
+from tests.strategies import json_values, one_change
 
 INSTANCE = {"name": "main", "kind": "zammad", "url": "https://helpdesk.example"}
 
@@ -162,6 +166,13 @@ def test_unsupported_database_urls_are_refused_without_their_secrets(
         ),
         # the same instance twice
         ({"instances": [INSTANCE, INSTANCE]}, {}, "instance zammad/main is listed twice"),
+        # not a list (a number was a TypeError; a mapping was read as a list of its keys)
+        ({"instances": 1.5}, {}, "instances: expected a list of instances, not float"),
+        (
+            {"instances": {"main": INSTANCE}},
+            {},
+            "instances: expected a list of instances, not dict",
+        ),
     ],
 )
 def test_errors_name_what_is_wrong(
@@ -198,3 +209,38 @@ def test_numbers_must_be_finite_and_sane(variable: str, value: str, expected: st
 def test_a_file_that_is_not_a_mapping(tmp_path: Path) -> None:
     found = issues({}, write(tmp_path, ["a", "list"]))
     assert found == [f"{tmp_path / 'settings.yaml'}: expected a mapping at the top"]
+
+
+BASE = {
+    "database_url": "sqlite:///x.db",
+    "admin_token": "admin",
+    "event_retention_days": 30,
+    "instances": [
+        {**INSTANCE, "token": "a", "webhook_secret": "b", "options": {"tag_prefix": "sla:"}},
+        {
+            "name": "zn",
+            "kind": "znuny",
+            "url": "https://helpdesk.example/otrs/nph-genericinterface.pl/Webservice/BitrixSLA",
+            "webhook_secret": "b",
+            "options": {"user_login": "u", "password": "p", "integration_user_id": 2},
+        },
+    ],
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(one_change(BASE) | json_values)
+def test_any_settings_file_loads_or_names_the_problem(document: object) -> None:
+    """A settings file with one value anywhere replaced or removed, or any YAML data at all:
+    the settings and every instance's options load, or ConfigError names the file and a
+    reason; never another exception (``instances: 1.5`` was a TypeError)."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = write(Path(directory), document)
+        try:
+            close_adapters(build_all(load_settings({}, path)))
+        except ConfigError as exc:
+            found = exc.issues
+        else:
+            return
+    assert found
+    assert all(issue.file == str(path) and issue.message for issue in found), found

@@ -35,8 +35,10 @@ def _clock(hours: str, minutes: str, seconds: str | None, *, is_end: bool) -> in
 
 def parse_interval(value: object) -> tuple[int, int]:
     """Parse ``"HH:MM-HH:MM"`` into ``(start, end)`` seconds after local midnight."""
-    if isinstance(value, tuple | list) and len(value) == 2:
-        start, end = int(value[0]), int(value[1])
+    if isinstance(value, tuple | list) and len(value) == 2:  # seconds, as the model dumps them
+        if not all(type(part) is int for part in value):
+            raise ValueError(f"expected 'HH:MM-HH:MM', got {value!r}")
+        start, end = value
     elif isinstance(value, str):
         match = _INTERVAL.match(value)
         if match is None:

@@ -250,10 +250,16 @@ class TestSpecValidation:
             ({"mon": ["09:00-13:00", "12:00-18:00"]}, ("week",), "overlap"),
             ({"mon": []}, ("week",), "no working hours"),
             ({"xyz": ["09:00-18:00"]}, ("week", "xyz", "[key]"), "mon"),
+            # lists are the model's own dump (seconds); anything else in one is refused, not
+            # passed to int() (a mapping there was a TypeError, infinity an OverflowError)
+            ({"mon": [[{"a": 1}, 3600]]}, ("week", "mon", 0), "HH:MM-HH:MM"),
+            ({"mon": [[0, float("inf")]]}, ("week", "mon", 0), "HH:MM-HH:MM"),
+            ({"mon": [[True, 3600]]}, ("week", "mon", 0), "HH:MM-HH:MM"),
+            ({"mon": [[3600, 7200.5]]}, ("week", "mon", 0), "HH:MM-HH:MM"),
         ],
     )
     def test_bad_week(
-        self, week: dict[str, list[str]], loc: tuple[object, ...], message: str
+        self, week: dict[str, list[object]], loc: tuple[object, ...], message: str
     ) -> None:
         with pytest.raises(ValidationError) as caught:
             CalendarSpec.model_validate({"timezone": "Europe/Moscow", "week": week})

@@ -15,7 +15,7 @@ import copy
 import json
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from tests.helpdesks.zammad.conftest import fixture as zammad_fixture
 from tests.helpdesks.zammad.conftest import rails_json, zammad_instance
 from tests.helpdesks.znuny import basic, znuny_instance
 from tests.helpdesks.znuny import fixture as znuny_fixture
+from tests.strategies import json_values, one_change
 
 from .conftest import ADMIN_TOKEN, WEBHOOK_SECRET, make_settings, row_counts
 
@@ -43,24 +44,6 @@ EXAMPLES = hypothesis_settings(
     max_examples=120,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-
-#: JSON scalars including the ones Python's parser accepts beyond the standard (NaN, Infinity)
-#: and strings with control characters (NUL among them, which PostgreSQL refuses in text)
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.text(max_size=12)
-    | st.sampled_from(["", " ", "0", "-1", "42", "1e3", "\x00", "4\x002", "x" * 300])
-)
-json_values = st.recursive(
-    scalars,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
-    ),
-    max_leaves=16,
 )
 
 
@@ -165,33 +148,6 @@ def post_checked(client: FlaskClient, service: Service, kind: Kind, body: bytes)
     return status
 
 
-def paths(value: object, prefix: tuple[object, ...] = ()) -> Iterator[tuple[object, ...]]:
-    """Every path to a value inside a JSON document, the root excluded."""
-    children: list[tuple[object, object]] = []
-    if isinstance(value, dict):
-        children = list(value.items())
-    elif isinstance(value, list):
-        children = list(enumerate(value))
-    for key, child in children:
-        yield (*prefix, key)
-        yield from paths(child, (*prefix, key))
-
-
-@st.composite
-def mutated(draw: st.DrawFn, payload: dict[str, Any]) -> dict[str, Any]:
-    """``payload`` with one value replaced by arbitrary JSON, or removed."""
-    document = copy.deepcopy(payload)
-    path = draw(st.sampled_from(sorted(paths(document), key=repr)))
-    parent: Any = document
-    for key in path[:-1]:
-        parent = parent[key]
-    if draw(st.booleans()) and isinstance(parent, dict):
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = draw(json_values)
-    return document
-
-
 @pytest.mark.parametrize("name", sorted(KINDS))
 def test_valid_payload_is_stored(name: str, client: FlaskClient, service: Service) -> None:
     """The base payload of every kind is accepted, so the properties below start from a body
@@ -219,7 +175,7 @@ def test_payload_with_one_value_changed(name: str, client: FlaskClient, service:
     statuses: list[int] = []
 
     @EXAMPLES
-    @given(mutated(kind.payload))
+    @given(one_change(kind.payload))
     def run(document: dict[str, Any]) -> None:
         statuses.append(post_checked(client, service, kind, kind.encode(document)))
 
