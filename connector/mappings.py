@@ -79,10 +79,16 @@ def _issues_from(file: str, error: ValidationError) -> list[ConfigIssue]:
 def read_yaml(path: Path) -> Any:
     """Parse one YAML file; syntax errors become a :class:`ConfigError` naming line and column."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         issue = ConfigIssue(file=str(path), path="", message=exc.strerror or str(exc))
         raise ConfigError([issue]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # e.g. saved as Windows-1251 by a Windows editor
+        line = raw.count(b"\n", 0, exc.start) + 1
+        message = f"line {line}: not UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+        raise ConfigError([ConfigIssue(file=str(path), path="", message=message)]) from None
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:

@@ -167,6 +167,19 @@ def test_top_level_must_be_a_mapping(mappings_dir: Path) -> None:
     assert "tiers.yaml: expected a mapping at the top" in issues_of(mappings_dir)
 
 
+def test_a_file_saved_in_another_encoding(mappings_dir: Path) -> None:
+    """Russian text saved as Windows-1251 (Notepad's "ANSI") was a UnicodeDecodeError
+    traceback; now the file, the line and what to do."""
+    tiers = mappings_dir / "tiers.yaml"
+    text = tiers.read_text(encoding="utf-8")
+    tiers.write_bytes(text.encode("cp1251"))
+    first = next(at for at, char in enumerate(text) if not char.isascii())
+    line = text[:first].count("\n") + 1
+    (issue,) = issues_of(mappings_dir)
+    assert issue.startswith(f"tiers.yaml: line {line}: not UTF-8 (byte 0x")
+    assert issue.endswith("save the file as UTF-8")
+
+
 @pytest.mark.parametrize(
     ("loc", "text"),
     [

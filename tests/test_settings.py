@@ -206,6 +206,12 @@ def test_numbers_must_be_finite_and_sane(variable: str, value: str, expected: st
     assert any(expected in issue for issue in found), found
 
 
+def test_a_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "settings.yaml"
+    path.write_bytes("# настройки\ninstances: []\n".encode("cp1251"))
+    assert issues({}, path) == [f"{path}: line 1: not UTF-8 (byte 0xed); save the file as UTF-8"]
+
+
 def test_a_file_that_is_not_a_mapping(tmp_path: Path) -> None:
     found = issues({}, write(tmp_path, ["a", "list"]))
     assert found == [f"{tmp_path / 'settings.yaml'}: expected a mapping at the top"]
