@@ -9,7 +9,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from pydantic import ValidationError
 
@@ -140,16 +140,30 @@ def cmd_due(args: argparse.Namespace, out: TextIO) -> int:
 # -- classify --------------------------------------------------------------------------------
 
 
+def _utf8(data: bytes) -> str:
+    """``data`` decoded as UTF-8, or a ValueError naming the first bad byte and the fix."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+        ) from None
+
+
 def cmd_classify(args: argparse.Namespace, out: TextIO) -> int:
     classifier = _load(args.mappings).policy.classifier
     failures = 0
-    source: TextIO
-    source = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")  # noqa: SIM115
+    source: BinaryIO
+    try:
+        source = sys.stdin.buffer if args.jsonl == "-" else open(args.jsonl, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"--jsonl: cannot read {args.jsonl}: {exc.strerror}") from None
     with source:
-        for number, line in enumerate(source, start=1):
-            if not line.strip():
+        for number, raw in enumerate(source, start=1):
+            if not raw.strip():
                 continue
             try:
+                line = _utf8(raw)
                 item = json.loads(line)
                 if not isinstance(item, dict):
                     raise ValueError("expected a JSON object")
@@ -207,9 +221,11 @@ def render_decision(decision: SlaDecision, zone: dt.tzinfo) -> str:
 def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
     policy = _load(args.mappings).policy
     try:
-        raw = Path(args.ticket).read_text(encoding="utf-8")
+        raw = _utf8(Path(args.ticket).read_bytes())
     except OSError as exc:
         raise UsageError(f"--ticket: cannot read {args.ticket}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UsageError(f"{args.ticket}: {exc}") from None
     try:
         ticket = TicketSnapshot.model_validate_json(raw)
     except ValidationError as exc:

@@ -176,6 +176,29 @@ def test_classify_jsonl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert f"{source}:4: 'subject' and 'body' must be strings" in errors
 
 
+def test_classify_reports_lines_that_are_not_utf8(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A line saved as Windows-1251 stopped the whole run with a traceback (from a file) or was
+    classified as mojibake (from stdin). Now it is reported like any bad line."""
+    good = json.dumps({"subject": "Сайт не открывается"}, ensure_ascii=False).encode()
+    bad = json.dumps({"subject": "Сайт не открывается"}, ensure_ascii=False).encode("cp1251")
+    data = b"\n".join([bad, good]) + b"\n"
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(data)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    for name in (str(source), "-"):
+        code, text = run("classify", "--jsonl", name)
+        assert code == 1
+        (row,) = [json.loads(line) for line in text.splitlines()]
+        assert (row["id"], row["urgency"]) == (2, "emergency")
+        assert capsys.readouterr().err == (
+            f"{name}:1: not UTF-8 (byte 0xd1 at offset 13); save it as UTF-8\n"
+        )
+    assert run("classify", "--jsonl", str(tmp_path / "missing.jsonl"))[0] == 2
+    assert "--jsonl: cannot read " in capsys.readouterr().err
+
+
 def test_explain_text_and_json() -> None:
     code, text = run("explain", "--ticket", str(EXAMPLE), "--now", "2026-11-27T18:00:00+03:00")
     assert code == 0
@@ -196,6 +219,9 @@ def test_explain_rejects_a_bad_ticket(tmp_path: Path, capsys: pytest.CaptureFixt
     code, _ = run("explain", "--ticket", str(bad))
     assert code == 2
     assert "created_at: Input should have timezone info" in capsys.readouterr().err
+    bad.write_bytes(EXAMPLE.read_text(encoding="utf-8").encode("cp1251", errors="replace"))
+    assert run("explain", "--ticket", str(bad))[0] == 2
+    assert "not UTF-8 (byte 0x" in capsys.readouterr().err
 
 
 def test_console_script_is_installed() -> None:
