@@ -18,6 +18,7 @@ import email.utils
 import json
 import math
 import re
+import time
 from collections.abc import Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -38,18 +39,44 @@ Outcome = requests.Response | requests.RequestException
 _M = TypeVar("_M", bound=BaseModel)
 
 
+#: The largest answer read from a helpdesk. A ticket with all its articles is far smaller; a
+#: misconfigured URL that serves a file download is not, and is stopped here.
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+#: A whole answer must arrive within this many read timeouts. ``requests``' read timeout bounds
+#: each wait for a byte, not the answer: a proxy that trickles a byte every few seconds would
+#: hold the worker's slot (whose lease the keeper goes on renewing) for ever.
+BODY_DEADLINE_FACTOR = 3
+_CHUNK = 64 * 1024
+
+
+class ResponseTooLargeError(requests.RequestException):
+    """The answer is larger than the session reads."""
+
+
+class ResponseTooSlowError(requests.Timeout):
+    """The answer kept arriving for longer than the session waits."""
+
+
 class HelpdeskSession(requests.Session):
-    """A :class:`requests.Session` with a default timeout and without following redirects.
+    """A :class:`requests.Session` with a default timeout, bounded answers and no redirects.
 
     ``requests`` waits forever unless told otherwise, and a worker stuck on a dead socket holds
     its job lease. Redirects are not followed because a redirected ``POST``/``PATCH`` may be
     replayed as a ``GET`` that "succeeds" without writing anything; a 3xx is reported instead so
-    the operator can fix the base URL.
+    the operator can fix the base URL. An answer is read up to ``max_response_bytes`` and within
+    :data:`BODY_DEADLINE_FACTOR` read timeouts; beyond either the request fails with
+    :class:`ResponseTooLargeError` (permanent) or :class:`ResponseTooSlowError` (a timeout).
     """
 
-    def __init__(self, timeout: float | tuple[float, float] = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        *,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+    ) -> None:
         super().__init__()
         self.timeout = timeout
+        self.max_response_bytes = max_response_bytes
 
     def request(
         self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
@@ -57,7 +84,48 @@ class HelpdeskSession(requests.Session):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         kwargs.setdefault("allow_redirects", False)
-        return super().request(method, url, *args, **kwargs)
+        if kwargs.get("stream"):  # the caller reads the body itself
+            return super().request(method, url, *args, **kwargs)
+        kwargs["stream"] = True
+        timeout = kwargs["timeout"]
+        read = timeout[1] if isinstance(timeout, tuple) else timeout
+        deadline = time.monotonic() + BODY_DEADLINE_FACTOR * float(read or DEFAULT_TIMEOUT)
+        response = super().request(method, url, *args, **kwargs)
+        try:
+            body = self._read(response, deadline)
+        except BaseException:
+            response.close()  # the rest of the answer is abandoned with its connection
+            raise
+        # as requests itself does without stream=True: read to the end (which hands the
+        # connection back to the pool), then keep the bytes for .content, .text and .json()
+        response._content = body
+        return response
+
+    def _read(self, response: requests.Response, deadline: float) -> bytes:
+        limit = self.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise ResponseTooLargeError(
+                f"the answer is {int(declared)} bytes, more than the {limit} read",
+                response=response,
+            )
+        chunks: list[bytes] = []
+        size = 0
+        # read1 returns what one read of the socket gives, so the deadline is checked as
+        # bytes arrive (iter_content would wait for a whole chunk, or the end)
+        while chunk := response.raw.read1(_CHUNK, decode_content=True):
+            size += len(chunk)
+            if size > limit:
+                raise ResponseTooLargeError(
+                    f"the answer is more than the {limit} bytes read", response=response
+                )
+            if time.monotonic() > deadline:
+                raise ResponseTooSlowError(
+                    f"the answer was still arriving after {BODY_DEADLINE_FACTOR} read timeouts",
+                    response=response,
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
 
 
 def new_session(
@@ -65,6 +133,7 @@ def new_session(
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
     verify_tls: bool = True,
     headers: Mapping[str, str] | None = None,
+    max_response_bytes: int = MAX_RESPONSE_BYTES,
 ) -> HelpdeskSession:
     """A session for one helpdesk instance.
 
@@ -73,8 +142,9 @@ def new_session(
         verify_tls: check the server certificate; turn off only for a lab helpdesk with a
             self-signed certificate.
         headers: sent with every request (e.g. ``Authorization``); never logged.
+        max_response_bytes: the largest answer read (:data:`MAX_RESPONSE_BYTES`).
     """
-    session = HelpdeskSession(timeout)
+    session = HelpdeskSession(timeout, max_response_bytes=max_response_bytes)
     session.verify = verify_tls
     if headers:
         session.headers.update(headers)
@@ -207,6 +277,9 @@ def _error(
 def _exception_error(exc: requests.RequestException, where: str) -> TransientError | PermanentError:
     if isinstance(exc, requests.ConnectTimeout):
         return TransientError(f"{where}: connect timeout")
+    if isinstance(exc, ResponseTooSlowError | ResponseTooLargeError):
+        kind = TransientError if isinstance(exc, ResponseTooSlowError) else PermanentError
+        return kind(f"{where}: {exc}")
     if isinstance(exc, requests.Timeout):
         return TransientError(f"{where}: read timeout")
     if isinstance(exc, requests.exceptions.SSLError):

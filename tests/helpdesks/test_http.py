@@ -6,10 +6,15 @@ answers the fake cannot give (redirects, Znuny-shaped bodies, a server echoing t
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email.utils
+import gzip
+import http.server
+import threading
+import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import requests
@@ -225,3 +230,103 @@ def test_new_session_verifies_tls_by_default() -> None:
         assert default.verify is True
         assert lab.verify is False
         assert default.timeout == 10
+
+
+# -- bounded answers ---------------------------------------------------------------------------
+
+
+class _Answers(http.server.BaseHTTPRequestHandler):
+    """Answers a real client the ways a misconfigured URL or a stuck proxy might."""
+
+    protocol_version = "HTTP/1.1"
+    clients: ClassVar[set[int]] = set()
+
+    def do_GET(self) -> None:
+        type(self).clients.add(self.client_address[1])
+        if self.path == "/declared":  # a Content-Length beyond the cap
+            self._send(b"x" * 2048, chunked=False)
+        elif self.path == "/chunked":  # no length, just too much
+            self._send(b"x" * 8192, chunked=True)
+        elif self.path in ("/gzip", "/bomb"):  # compressed: small on the wire
+            plain = b'{"ok": true}' if self.path == "/gzip" else b"0" * (4 * 1024 * 1024)
+            body = gzip.compress(plain)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif self.path == "/trickle":  # a byte every 50 ms, for far longer than the deadline
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                for _ in range(1000):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+        else:
+            self._send(b'{"ok": true}', chunked=False)
+
+    def _send(self, body: bytes, *, chunked: bool) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for start in range(0, len(body), 512):
+                piece = body[start : start + 512]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+        else:
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def answers() -> Iterator[str]:
+    _Answers.clients = set()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize(
+    ("path", "cap"), [("/declared", 1024), ("/chunked", 1024), ("/bomb", 10**6)]
+)
+def test_an_answer_larger_than_the_cap_is_permanent(answers: str, path: str, cap: int) -> None:
+    """A URL that serves a download instead of the API, or 4 MB of JSON compressed to 4 KB:
+    refused after at most the cap (counted after decompression), not read into memory whole."""
+    with new_session(timeout=5, max_response_bytes=cap) as small:
+        error = fail(small, answers + path)
+    assert isinstance(error, PermanentError)
+    assert f"GET {path}: the answer is " in str(error)
+    assert f"than the {cap} bytes read" in str(error) or f"more than the {cap} read" in str(error)
+
+
+def test_an_answer_that_trickles_is_a_timeout(answers: str) -> None:
+    """Each byte comes well within the read timeout, so requests alone would wait 50 s; the
+    session gives up after three read timeouts, and the job retries later."""
+    with new_session(timeout=0.2) as impatient:
+        started = time.monotonic()
+        error = fail(impatient, answers + "/trickle")
+        waited = time.monotonic() - started
+    assert isinstance(error, TransientError)
+    assert "still arriving after 3 read timeouts" in str(error)
+    assert waited < 10  # bounded by the deadline (0.6 s), not by the server's 50 s
+
+
+def test_bounded_answers_are_decoded_and_keep_the_connection(answers: str) -> None:
+    with new_session(timeout=5) as client:
+        for path in ("/ok", "/gzip", "/ok", "/gzip", "/ok"):
+            assert send(client, "GET", answers + path).json() == {"ok": True}
+    assert len(_Answers.clients) == 1  # read to the end, the connection went back to the pool
