@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from pydantic import BaseModel, ValidationError
 
 from connector.errors import PermanentError, TransientError
@@ -113,7 +114,7 @@ class HelpdeskSession(requests.Session):
         size = 0
         # read1 returns what one read of the socket gives, so the deadline is checked as
         # bytes arrive (iter_content would wait for a whole chunk, or the end)
-        while chunk := response.raw.read1(_CHUNK, decode_content=True):
+        while chunk := _read1(response):
             size += len(chunk)
             if size > limit:
                 raise ResponseTooLargeError(
@@ -126,6 +127,21 @@ class HelpdeskSession(requests.Session):
                 )
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _read1(response: requests.Response) -> bytes:
+    """The next bytes of the answer, with urllib3's errors turned into requests' own (as
+    ``iter_content`` does), so callers classify them like any failed request."""
+    try:
+        return bytes(response.raw.read1(_CHUNK, decode_content=True))
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.ReadTimeout(exc, response=response) from exc
+    except urllib3.exceptions.SSLError as exc:
+        raise requests.exceptions.SSLError(exc, response=response) from exc
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc, response=response) from exc
+    except (urllib3.exceptions.ProtocolError, OSError) as exc:  # cut off mid-answer
+        raise requests.ConnectionError(exc, response=response) from exc
 
 
 def new_session(

@@ -256,6 +256,15 @@ class _Answers(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+        elif self.path in ("/stall", "/cut"):  # a tenth of the answer, then nothing / closed
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+            self.wfile.flush()
+            if self.path == "/stall":
+                time.sleep(2)
+            self.close_connection = True
         elif self.path == "/trickle":  # a byte every 50 ms, for far longer than the deadline
             self.send_response(200)
             self.send_header("Content-Length", "1000")
@@ -330,3 +339,15 @@ def test_bounded_answers_are_decoded_and_keep_the_connection(answers: str) -> No
         for path in ("/ok", "/gzip", "/ok", "/gzip", "/ok"):
             assert send(client, "GET", answers + path).json() == {"ok": True}
     assert len(_Answers.clients) == 1  # read to the end, the connection went back to the pool
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"), [("/stall", "read timeout"), ("/cut", "connection failed")]
+)
+def test_an_answer_cut_short_is_transient(answers: str, path: str, reason: str) -> None:
+    """Errors while the body is read are classified like any failed request (they came out
+    of urllib3 unwrapped, and a worker logged them as a crash)."""
+    with new_session(timeout=0.3) as client:
+        error = fail(client, answers + path)
+    assert isinstance(error, TransientError)
+    assert f"GET {path}: {reason}" in str(error)
