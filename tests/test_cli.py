@@ -11,16 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from connector.cli import main
+from tests.cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "ticket-commercial-emergency.json"
-
-
-def run(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    code = main(list(argv), out=out)
-    return code, out.getvalue()
 
 
 def test_check_config_ok() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import os
 import re
@@ -23,17 +22,12 @@ from connector.cli import main
 from connector.helpdesks.base import IncomingEvent
 from connector.pipeline.store import JobStore, RunRecord
 from connector.sandbox.fake_helpdesk import FakeHelpdesk, wait_until
+from tests.cli import run
 from tests.processes import Tail, bitrix_sla, free_port, reap, spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "cli-api-token"
 HOOK = "cli-webhook-secret"
-
-
-def run(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    code = main(list(argv), out=out)
-    return code, out.getvalue()
 
 
 @pytest.fixture

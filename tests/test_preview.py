@@ -6,7 +6,6 @@ Against the fake helpdesk on a real socket; the job store's file must not even b
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import shutil
 from collections.abc import Iterator
@@ -15,22 +14,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connector.cli import main
 from connector.helpdesks.registry import build_all, close_adapters
 from connector.mappings import load_mappings
 from connector.preview import preview
 from connector.sandbox.fake_helpdesk import FakeHelpdesk
 from connector.sandbox.fake_tickets import SAMPLE_TICKETS
 from connector.settings import load_settings
+from tests.cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "preview-api-token"
-
-
-def run(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    code = main(list(argv), out=out)
-    return code, out.getvalue()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ and while a backup is restored, so these tests see what a running service would.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import itertools
 import sqlite3
 import stat
@@ -18,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from connector.cli import main
 from connector.errors import BackupError
 from connector.helpdesks.base import IncomingEvent
 from connector.pipeline import backup, db
 from connector.pipeline.store import JobStore
+from tests.cli import run
 
 TICKETS = 20
 
@@ -250,11 +249,6 @@ def test_restore_mends_a_damaged_database(tmp_path: Path) -> None:
     with pytest.raises(BackupError, match="move it and its -wal and -shm files aside"):
         backup.restore(path, saved.path)
     assert path.read_bytes() == b"garbage" * 1000
-
-
-def run(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    return main(list(argv), out=out), out.getvalue()
 
 
 def test_cli_backup_then_restore_with_migrations(
