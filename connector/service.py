@@ -10,7 +10,8 @@ from connector.errors import ConfigError
 from connector.helpdesks.base import HelpdeskAdapter, WebhookReceiver
 from connector.helpdesks.registry import build_all
 from connector.mappings import Mappings, load_mappings
-from connector.pipeline.periodic import reconciliation, retention
+from connector.pipeline.db import sqlite_path
+from connector.pipeline.periodic import backups, reconciliation, retention
 from connector.pipeline.processor import Processor
 from connector.pipeline.retry import Backoff
 from connector.pipeline.store import JobStore
@@ -89,7 +90,8 @@ class Service:
         return Processor(policy=lambda: self.mappings.policy, adapters=self.adapters)
 
     def worker(self, concurrency: int | None = None, *, periodic: bool = True) -> Worker:
-        """A worker with the reconciliation sweep and event retention as periodic tasks."""
+        """A worker with the reconciliation sweep, event retention and, when ``backup_dir`` is set
+        on SQLite, backups as periodic tasks."""
         settings = self.settings
         tasks: tuple[PeriodicTask, ...] = ()
         if periodic:
@@ -97,6 +99,12 @@ class Service:
                 reconciliation(self.store, self.adapters, settings.reconcile_interval_seconds),
                 retention(self.store, dt.timedelta(days=settings.event_retention_days)),
             )
+            database = sqlite_path(settings.database_url.get_secret_value())
+            if settings.backup_dir is not None and database is not None:
+                hours = settings.backup_interval_hours
+                keep = settings.backup_keep
+                copies = backups(database, settings.backup_dir, keep, hours * 3600)
+                tasks = (*tasks, copies)
         return Worker(
             self.store,
             self.processor(),

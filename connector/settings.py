@@ -122,6 +122,11 @@ class Settings(BaseModel):
     settle_seconds: float = Field(default=1.0, ge=0, description="debounce per ticket")
     settle_max_seconds: float = Field(default=10.0, ge=0)
     group_commit: bool = Field(default=True, description="concurrent webhooks share a commit")
+    backup_dir: Path | None = Field(
+        default=None, description="SQLite only: where the worker puts its periodic backups"
+    )
+    backup_interval_hours: float = Field(default=24.0, gt=0, le=8760)
+    backup_keep: int = Field(default=7, ge=1, le=10000)
     instances: tuple[InstanceSettings, ...] = ()
     _source: str = PrivateAttr(default=SETTINGS_FILE)
 
@@ -170,6 +175,15 @@ class Settings(BaseModel):
         return value if dialect == scheme else SecretStr(f"{dialect}://{rest}")
 
     @model_validator(mode="after")
+    def _backups_of_sqlite_only(self) -> Settings:
+        if self.backup_dir is not None and not self.is_sqlite:
+            raise ValueError(
+                "backup_dir: periodic backups copy the SQLite store; back up PostgreSQL with "
+                "its own tools (pg_dump, or your database service's backups)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _unique_instances(self) -> Settings:
         seen: set[tuple[str, str]] = set()
         for instance in self.instances:
@@ -209,6 +223,9 @@ _ENV_KEYS = {
     "BITRIX_SLA_SETTLE_SECONDS": "settle_seconds",
     "BITRIX_SLA_SETTLE_MAX_SECONDS": "settle_max_seconds",
     "BITRIX_SLA_GROUP_COMMIT": "group_commit",
+    "BITRIX_SLA_BACKUP_DIR": "backup_dir",
+    "BITRIX_SLA_BACKUP_INTERVAL_HOURS": "backup_interval_hours",
+    "BITRIX_SLA_BACKUP_KEEP": "backup_keep",
 }
 
 

@@ -250,3 +250,13 @@ def test_any_settings_file_loads_or_names_the_problem(document: object) -> None:
             return
     assert found
     assert all(issue.file == str(path) and issue.message for issue in found), found
+
+
+def test_periodic_backups_from_the_environment() -> None:
+    settings = load_settings(
+        {"BITRIX_SLA_BACKUP_DIR": "/var/backups/sla", "BITRIX_SLA_BACKUP_KEEP": "3"}
+    )
+    assert (settings.backup_dir, settings.backup_keep) == (Path("/var/backups/sla"), 3)
+    assert settings.backup_interval_hours == 24
+    found = issues({"BITRIX_SLA_BACKUP_DIR": "/b", "BITRIX_SLA_BACKUP_INTERVAL_HOURS": "0"})
+    assert found == ["environment: backup_interval_hours: Input should be greater than 0"]

@@ -1,4 +1,4 @@
-"""The periodic jobs: the reconciliation sweep and event retention.
+"""The periodic jobs: the reconciliation sweep, event retention and (SQLite) backups.
 
 Helpdesks give up on webhooks silently (Zammad after a few attempts, Znuny after its configured
 retries), so a sweep asks every helpdesk for the open tickets changed since the previous sweep
@@ -12,8 +12,10 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 
 from connector.helpdesks.base import HelpdeskAdapter
+from connector.pipeline.backup import backup
 from connector.pipeline.store import EPOCH, JobStore
 from connector.pipeline.worker import PeriodicTask
 
@@ -58,3 +60,23 @@ def retention(store: JobStore, keep: dt.timedelta, interval_seconds: float = 360
         return removed
 
     return PeriodicTask("retention", interval_seconds, purge)
+
+
+def backups(database: Path, directory: Path, keep: int, interval_seconds: float) -> PeriodicTask:
+    """Copy the SQLite store into ``directory`` (created, owner-only, if missing) with
+    :func:`connector.pipeline.backup.backup`, keeping the ``keep`` newest copies. A copy that
+    fails (the disk full, say) raises, so the tick is not a success and the metric of the last
+    successful backup says so."""
+
+    def copy(_last_success: dt.datetime, _stopping: threading.Event) -> str:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        snapshot, removed = backup(database, directory, keep=keep)
+        log.info(
+            "backed up the job store to %s: %s; removed %d older",
+            snapshot.path,
+            snapshot.describe(),
+            len(removed),
+        )
+        return str(snapshot.path)
+
+    return PeriodicTask("backup", interval_seconds, copy)

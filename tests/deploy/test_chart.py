@@ -248,8 +248,16 @@ def test_connector_settings_defaults_are_the_connectors(chart: ChartRenderer) ->
         "mappings_dir",
         "admin_token",
         "instances",
+        "backup_dir",  # backup.* below: the chart names the directory on its volume
+        "backup_interval_hours",
+        "backup_keep",
     }
     assert {re.sub(r"(?<!^)(?=[A-Z])", "_", k).lower() for k in config} == settings_fields
+    backup = chart.chart.values["backup"]
+    assert backup["intervalHours"] == defaults.backup_interval_hours
+    assert backup["keep"] == defaults.backup_keep
+    assert defaults.backup_dir is None
+    assert backup["enabled"] is False
 
 
 # -- what every deployment shape must have ---------------------------------------------------
@@ -481,6 +489,17 @@ def test_sqlite_is_one_serve_pod_on_a_volume(chart: ChartRenderer) -> None:
     assert claim == pvc["metadata"]["name"]
     assert not rendered.of_kind("HorizontalPodAutoscaler")
     assert rendered.one("PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    # backup.enabled: the server's periodic thread backs up onto the same volume
+    text = rendered.one("ConfigMap", f"{FULLNAME}-settings")["data"]["settings.yaml"]
+    settings = load_yaml(text)
+    assert settings["backup_dir"] == "/data/backups"
+    assert (settings["backup_interval_hours"], settings["backup_keep"]) == (24, 5)
+
+
+def test_backups_are_refused_with_postgresql(helm: ModuleType, chart: ChartRenderer) -> None:
+    values = with_values(chart.values("postgres-scaled"), backup__enabled=True)
+    with pytest.raises(helm.HelmRenderError, match=r"backup\.enabled copies the SQLite store"):
+        chart.render(values)
 
 
 @pytest.mark.parametrize(

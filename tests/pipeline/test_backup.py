@@ -16,14 +16,18 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from connector.errors import BackupError
 from connector.helpdesks.base import IncomingEvent
 from connector.pipeline import backup, db
 from connector.pipeline.store import JobStore
+from connector.service import Service
+from connector.settings import Settings
 from tests.cli import run
 
 TICKETS = 20
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def open_store(path: Path) -> JobStore:
@@ -308,3 +312,39 @@ def test_cli_backup_refuses_postgresql_and_names_the_reason(
         run("db", "backup", str(tmp_path), "--keep", "0")
     assert exited.value.code == 2
     assert "--keep: '0' is not a count" in capsys.readouterr().err
+
+
+def test_the_worker_backs_up_once_per_interval_and_keeps_the_newest(tmp_path: Path) -> None:
+    """With ``backup_dir`` set (SQLite only), the worker's periodic thread takes a backup at
+    its first tick, then once per ``backup_interval_hours``, keeping ``backup_keep``; the
+    schedule records each success, which /metrics reports."""
+    folder = tmp_path / "backups" / "nested"  # created by the task, owner-only
+    settings = Settings(
+        database_url=SecretStr(f"sqlite:///{tmp_path / 'live.db'}"),
+        mappings_dir=ROOT / "mappings",
+        backup_dir=folder,
+        backup_interval_hours=1,
+        backup_keep=2,
+    )
+    service = Service.from_settings(settings)
+    try:
+        ingest(service.store, 1)
+        worker = service.worker()
+        assert [task.name for task in worker.periodic][-1] == "backup"
+        worker.tick_periodic()
+        (first,) = folder.iterdir()
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        assert rows(first)[0] == 1
+        worker.tick_periodic()  # not due yet
+        assert list(folder.iterdir()) == [first]
+        successes = service.store.periodic_successes()
+        assert "backup" in successes
+    finally:
+        service.store.close()
+
+
+def test_backups_are_for_sqlite_only(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="backup_dir: periodic backups copy the SQLite store"):
+        Settings(
+            database_url=SecretStr("postgresql+psycopg://u@127.0.0.1/test"), backup_dir=tmp_path
+        )

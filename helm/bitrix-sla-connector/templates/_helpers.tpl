@@ -246,6 +246,11 @@ Mappings and settings
 {{- $instances = append $instances $instance -}}
 {{- end -}}
 {{- $_ := set $settings "instances" $instances -}}
+{{- if .Values.backup.enabled -}}
+{{- $_ := set $settings "backup_dir" (printf "%s/backups" (.Values.persistence.mountPath | trimSuffix "/")) -}}
+{{- $_ := set $settings "backup_interval_hours" .Values.backup.intervalHours -}}
+{{- $_ := set $settings "backup_keep" .Values.backup.keep -}}
+{{- end -}}
 {{- toYaml $settings -}}
 {{- end -}}
 
@@ -424,6 +429,9 @@ Guards: refuse configurations that would lose or corrupt data
 {{- if $why -}}
 {{- fail (printf "bitrix-sla-connector: SQLite runs in exactly one pod and a SQLite file must never be shared by several pods, but %s is set. Use PostgreSQL to scale out: externalDatabase.url, secrets.databaseUrl.useExisting or postgresql.enabled=true." (join ", " $why)) -}}
 {{- end -}}
+{{- end -}}
+{{- if and .Values.backup.enabled (not (include "bitrix-sla-connector.sqlite" .)) -}}
+{{- fail "bitrix-sla-connector: backup.enabled copies the SQLite store; with PostgreSQL use its own backups (pg_dump, or your database service's)" -}}
 {{- end -}}
 {{- if and .Values.secrets.databaseUrl.useExisting (not .Values.secrets.databaseUrl.secretName) -}}
 {{- fail "bitrix-sla-connector: secrets.databaseUrl.useExisting needs secrets.databaseUrl.secretName" -}}
