@@ -3,9 +3,10 @@
 An admin about to deploy changed mappings wants to know which open tickets they would move
 (another level, a later due time, other tags) before agents see it; one chasing a complaint
 wants the decision for one ticket as the worker would make it now. :func:`preview` runs the
-worker's own read → decide → diff on each ticket and stops before ``apply``: the helpdesk is
-only read, and the job store is not touched at all, so it runs with candidate mappings on an
-admin's machine as well as beside the service.
+worker's own read → decide → diff (:func:`~connector.pipeline.processor.read_and_decide`) on
+each ticket and stops before ``apply``: the helpdesk is only read, and the job store is not
+touched at all, so it runs with candidate mappings on an admin's machine as well as beside the
+service.
 
 A ticket that cannot be read (deleted, no permission, the helpdesk down after the in-job
 retries) is reported with its error and the preview goes on with the next.
@@ -16,13 +17,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from connector.errors import PermanentError, TransientError
 from connector.helpdesks.base import HelpdeskAdapter, WritePlan
-from connector.pipeline.plan import diff
+from connector.pipeline.processor import read_and_decide
 from connector.pipeline.retry import IN_JOB, InJobRetry
-from connector.policy.decision import Policy, SlaDecision, decide
+from connector.policy.decision import Policy, SlaDecision
 
 
 class TicketPreview(BaseModel):
@@ -56,18 +57,15 @@ def preview_ticket(
     """Read one ticket and decide it as the worker would at ``now``, without writing."""
     base = TicketPreview(kind=adapter.kind, instance=adapter.instance, ticket_id=ticket_id)
     try:
-        snapshot = retry.call(lambda: adapter.read(ticket_id))
+        snapshot, decision, plan = read_and_decide(adapter, policy, ticket_id, now, retry=retry)
     except (PermanentError, TransientError) as exc:
         return base.model_copy(update={"error": str(exc)})
-    except ValidationError as exc:
-        return base.model_copy(update={"error": f"ticket {ticket_id} cannot be read: {exc}"})
-    decision = decide(snapshot, policy, now)
     return base.model_copy(
         update={
             "number": snapshot.number,
             "current": dict(snapshot.managed_fields),
             "decision": decision,
-            "plan": diff(decision, snapshot, policy.overrides.tag_prefix),
+            "plan": plan,
         }
     )
 

@@ -16,13 +16,40 @@ from pydantic import ValidationError
 
 from connector import metrics
 from connector.errors import PermanentError
-from connector.helpdesks.base import ApiCall, HelpdeskAdapter
+from connector.helpdesks.base import ApiCall, HelpdeskAdapter, WritePlan
 from connector.pipeline.plan import diff
 from connector.pipeline.retry import IN_JOB, InJobRetry
 from connector.pipeline.store import Job, RunRecord, utcnow
-from connector.policy.decision import Policy, decide
+from connector.policy.decision import Policy, SlaDecision, decide
+from connector.policy.ticket import TicketSnapshot
 
 log = logging.getLogger(__name__)
+
+
+def read_and_decide(
+    adapter: HelpdeskAdapter,
+    policy: Policy,
+    ticket_id: str,
+    now: dt.datetime,
+    *,
+    retry: InJobRetry = IN_JOB,
+    on_retry: Callable[[], None] | None = None,
+) -> tuple[TicketSnapshot, SlaDecision, WritePlan]:
+    """Read one ticket (with the in-job retries), decide it as of ``now`` and diff the decision
+    against what it has: everything a run does but the write, which ``preview`` leaves out.
+
+    Raises:
+        TransientError: the helpdesk is unreachable or throttles us, after the retries.
+        PermanentError: the ticket cannot be read (missing, forbidden, or invalid data).
+    """
+    try:
+        snapshot = retry.call(lambda: adapter.read(ticket_id), on_retry)
+    except ValidationError as exc:
+        raise PermanentError(f"ticket {ticket_id} cannot be read: {exc}") from exc
+    began = time.perf_counter()
+    decision = decide(snapshot, policy, now)
+    metrics.DECISION_LATENCY.observe(time.perf_counter() - began)
+    return snapshot, decision, diff(decision, snapshot, policy.overrides.tag_prefix)
 
 
 @dataclass
@@ -49,14 +76,9 @@ class Processor:
         started = self.clock()
         adapter = self.adapter_for(job)
         policy = self.policy()
-        try:
-            snapshot = self.retry.call(lambda: adapter.read(job.ticket_id), metrics.RETRIES.inc)
-        except ValidationError as exc:
-            raise PermanentError(f"ticket {job.ticket_id} cannot be read: {exc}") from exc
-        began = time.perf_counter()
-        decision = decide(snapshot, policy, started)
-        metrics.DECISION_LATENCY.observe(time.perf_counter() - began)
-        plan = diff(decision, snapshot, policy.overrides.tag_prefix)
+        _, decision, plan = read_and_decide(
+            adapter, policy, job.ticket_id, started, retry=self.retry, on_retry=metrics.RETRIES.inc
+        )
         calls: list[ApiCall] = []
         if not plan.is_empty:
             calls = self.retry.call(lambda: adapter.apply(plan), metrics.RETRIES.inc)
