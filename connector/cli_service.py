@@ -20,6 +20,7 @@ from connector import logs
 from connector.cli import UsageError
 from connector.errors import PermanentError, TransientError
 from connector.pipeline import backup, db
+from connector.pipeline.plan import parse_due
 from connector.pipeline.store import MAX_ID, STATUSES, Job, JobStore
 from connector.policy.decision import Policy
 from connector.preview import TicketPreview, preview
@@ -117,15 +118,18 @@ def _on_terminate(stop: Callable[[], None]) -> None:
 # -- db ----------------------------------------------------------------------------------------
 
 
-def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
-    url = _settings(args).database_url.get_secret_value()
+def _migrate(url: str) -> tuple[list[int], int]:
+    """Apply pending migrations to the store at ``url``: the versions applied, and the one now."""
     store = JobStore.open(url, migrate=False)
     try:
         with db.opening(url):
-            applied = db.upgrade(store.engine)
-            version = db.current_version(store.engine)
+            return db.upgrade(store.engine), db.current_version(store.engine)
     finally:
         store.close()
+
+
+def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
+    applied, version = _migrate(_settings(args).database_url.get_secret_value())
     print(f"applied {applied}" if applied else "nothing to apply", file=out)
     print(f"schema version {version}", file=out)
     return 0
@@ -172,12 +176,7 @@ def cmd_db_restore(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"this would replace everything in {database}; add --yes to restore")
     existed = database.is_file()
     restored, before = backup.restore(database, source)
-    store = JobStore.open(url, migrate=False)
-    try:
-        with db.opening(url):
-            applied = db.upgrade(store.engine)
-    finally:
-        store.close()
+    applied, _ = _migrate(url)
     print(f"restored {database} from {source}", file=out)
     print(f"  now:    {restored.describe()}", file=out)
     print(f"  before: {_held(existed, before)}", file=out)
@@ -373,13 +372,8 @@ def _due_text(value: str | None, zone: dt.tzinfo) -> str:
     """A due time as agents read it (the calendar's zone, to the minute), or as stored."""
     if not value:
         return "-"
-    try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return repr(value)
-    if moment.tzinfo is None:
-        return repr(value)
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    moment = parse_due(value)
+    return repr(value) if moment is None else moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
 def _changes(item: TicketPreview, policy: Policy) -> list[str]:

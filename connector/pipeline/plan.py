@@ -19,16 +19,19 @@ def format_due(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _same_instant(current: str | None, wanted: str) -> bool:
-    if current is None:
-        return False
+def parse_due(text: str) -> dt.datetime | None:
+    """A due time as a helpdesk holds it (ISO 8601, ``Z`` allowed), or None when it is not an
+    instant (unreadable, or without an offset)."""
     try:
-        parsed = dt.datetime.fromisoformat(current.replace("Z", "+00:00"))
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        return False
-    if parsed.tzinfo is None:
-        return False
-    return format_due(parsed) == wanted
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _same_instant(current: str | None, wanted: str) -> bool:
+    parsed = None if current is None else parse_due(current)
+    return parsed is not None and format_due(parsed) == wanted
 
 
 def desired_fields(decision: SlaDecision) -> dict[str, str]:
