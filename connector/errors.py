@@ -33,6 +33,10 @@ class BackupError(ConnectorError):
     is as it was."""
 
 
+class BackupStopped(BackupError):
+    """A backup abandoned between two steps because it was asked to stop (shutdown)."""
+
+
 class RequestError(ConnectorError):
     """An incoming HTTP request is refused; ``status`` is the answer, the message says why."""
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -230,3 +232,25 @@ def test_console_script_is_installed() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "OK"
+
+
+def test_ctrl_c_ends_a_command_with_one_line_and_status_130() -> None:
+    """Interrupted mid-work (here ``classify`` reading stdin), a command says so in one line
+    instead of a traceback, and exits with the shell's status for SIGINT."""
+    script = Path(sys.executable).parent / "bitrix-sla"
+    with subprocess.Popen(
+        [script, "classify", "--jsonl", "-", "--mappings", str(ROOT / "mappings")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    ) as process:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write('{"subject": "сайт не открывается"}\n')
+        process.stdin.flush()
+        assert json.loads(process.stdout.readline())["id"] == 1  # busy in its loop now
+        process.send_signal(signal.SIGINT)
+        _, errors = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert errors.strip().splitlines() == ["bitrix-sla classify: interrupted"]

@@ -7,7 +7,10 @@ the old ``-wal`` file is left beside it, SQLite replays that log onto the restor
 next open and corrupts the database.
 
 :func:`backup` reads the database in one read transaction (in WAL mode that blocks no writer),
-so the copy is the state after some commit, with nothing half-written. It writes a single
+so the copy is the state after some commit, with nothing half-written. It copies
+:data:`STEP_PAGES` pages at a time inside that transaction, so commits made meanwhile neither
+restart it nor get into it, and it can stop between two steps: at shutdown, or on Ctrl-C,
+without waiting for a large database to be copied to the end. It writes a single
 self-contained file (rollback journal, no ``-wal``), checks it with ``PRAGMA integrity_check``,
 makes it durable and only then gives it its name, readable by the owner only (it holds the
 webhook bodies). :func:`restore` writes a checked backup into the live database through the
@@ -28,13 +31,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from connector.errors import BackupError
+from connector.errors import BackupError, BackupStopped
 from connector.pipeline.db import LATEST
 
 PREFIX = "bitrix-sla-"
 SUFFIX = ".db"
 #: seconds a backup or restore waits for a lock the service holds (as the store itself does)
 BUSY_TIMEOUT_SECONDS = 30
+#: pages a backup copies between two checks for a stop (4 MiB with SQLite's 4 KiB pages)
+STEP_PAGES = 1024
 #: tables a job store has from its first schema version on
 TABLES = ("schema_version", "events", "jobs", "decisions", "schedules")
 
@@ -71,6 +76,7 @@ def backup(
     *,
     keep: int | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    stop: Callable[[], bool] = lambda: False,
 ) -> tuple[Snapshot, list[Path]]:
     """Copy the live ``database`` to ``destination``; returns the copy and the old backups
     removed.
@@ -80,10 +86,12 @@ def backup(
         destination: a new file, or an existing directory to put a time-named backup in.
         keep: with a directory, how many of its backups (``bitrix-sla-*.db``) to keep,
             newest first, counting this one; the older ones are removed.
+        stop: asked between two steps of the copy; when it says yes, the copy is abandoned.
 
     Raises:
         BackupError: no database at ``database``, the destination exists or has no parent
             directory, ``keep`` was given with a file, or the copy failed its check.
+        BackupStopped: ``stop`` ended it; no file is left and no old backup removed.
     """
     if not database.is_file():
         raise BackupError(f"{database}: no database file here (check DATABASE_URL)")
@@ -103,7 +111,10 @@ def backup(
         # created owner-only before SQLite opens it: the copy holds customer data
         os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         with _connect(database) as source, _connect(partial) as copy:
-            source.backup(copy)
+            source.execute("BEGIN")  # one snapshot for every step (no write lock: WAL)
+            source.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            source.backup(copy, pages=STEP_PAGES, progress=_until(stop, database))
+            source.execute("COMMIT")
             copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
             _check(copy, target)
             made = _describe(copy, partial)
@@ -197,6 +208,19 @@ def _describe(connection: sqlite3.Connection, path: Path) -> Snapshot:
         jobs=int(job_count),
         newest_event=_instant(newest),
     )
+
+
+def _until(stop: Callable[[], bool], database: Path) -> Callable[[int, int, int], None]:
+    """The backup API's progress callback: raising from it abandons the copy."""
+
+    def progress(_status: int, remaining: int, total: int) -> None:
+        if remaining and stop():
+            raise BackupStopped(
+                f"{database}: backup stopped for shutdown after {total - remaining} of "
+                f"{total} pages; no file was written"
+            )
+
+    return progress
 
 
 def _connect(path: Path, *, read_only: bool = False) -> closing[sqlite3.Connection]:

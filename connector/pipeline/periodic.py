@@ -14,6 +14,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
+from connector.errors import BackupStopped
 from connector.helpdesks.base import HelpdeskAdapter
 from connector.pipeline.backup import backup
 from connector.pipeline.store import EPOCH, JobStore
@@ -68,9 +69,12 @@ def backups(database: Path, directory: Path, keep: int, interval_seconds: float)
     fails (the disk full, say) raises, so the tick is not a success and the metric of the last
     successful backup says so."""
 
-    def copy(_last_success: dt.datetime, _stopping: threading.Event) -> str:
+    def copy(_last_success: dt.datetime, stopping: threading.Event) -> str:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        snapshot, removed = backup(database, directory, keep=keep)
+        try:
+            snapshot, removed = backup(database, directory, keep=keep, stop=stopping.is_set)
+        except BackupStopped:  # abandoned for shutdown: the worker logs it as cut short
+            return ""
         log.info(
             "backed up the job store to %s: %s; removed %d older",
             snapshot.path,

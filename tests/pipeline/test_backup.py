@@ -11,16 +11,16 @@ import itertools
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
-from connector.errors import BackupError
+from connector.errors import BackupError, BackupStopped
 from connector.helpdesks.base import IncomingEvent
-from connector.pipeline import backup, db
+from connector.pipeline import backup, db, periodic
 from connector.pipeline.store import JobStore
 from connector.service import Service
 from connector.settings import Settings
@@ -87,6 +87,28 @@ def intact(path: Path) -> bool:
             return False
 
 
+class StopAfter(threading.Event):
+    """A stop flag that is raised once it has been asked ``calls`` times."""
+
+    def __init__(self, calls: int) -> None:
+        super().__init__()
+        self.calls = calls
+        self.asked = 0
+
+    def is_set(self) -> bool:
+        self.asked += 1
+        if self.asked >= self.calls:
+            self.set()
+        return super().is_set()
+
+
+def fill(store: JobStore, webhooks: int) -> None:
+    """Webhooks of 2 KB each, for a database of a few hundred pages."""
+    for number in range(webhooks):
+        event = IncomingEvent(ticket_id=str(number % TICKETS), delivery_id=f"fill-{number}")
+        store.ingest("fake", "main", event, b'{"pad": "%s"}' % (b"x" * 2000))
+
+
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[Path, JobStore]]:
     path = tmp_path / "live" / "bitrix-sla.db"
@@ -120,6 +142,34 @@ def test_a_backup_taken_under_load_is_one_consistent_self_contained_file(
     assert stat.S_IMODE(alone.stat().st_mode) == 0o600  # it holds webhook bodies
 
 
+def test_commits_between_steps_neither_restart_a_backup_nor_get_into_it(
+    live: tuple[Path, JobStore], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large database is copied a step at a time; a webhook is committed after every step
+    here. The copy is still the state the backup began with (one read transaction), and no
+    commit sends it back to the first page, so under steady load it still ends."""
+    path, store = live
+    fill(store, 100)
+    monkeypatch.setattr(backup, "STEP_PAGES", 8)
+    steps: list[int] = []  # pages left after each step
+    progress = backup._until
+
+    def committing(stop: Callable[[], bool], database: Path) -> Callable[[int, int, int], None]:
+        def step(status: int, left: int, total: int) -> None:
+            steps.append(left)
+            ingest(store, 1000 + len(steps))  # another connection commits meanwhile
+            progress(stop, database)(status, left, total)
+
+        return step
+
+    monkeypatch.setattr(backup, "_until", committing)
+    snapshot, _ = backup.backup(path, tmp_path / "copy.db")
+    assert len(steps) > 10
+    assert steps == sorted(steps, reverse=True) and steps[-1] == 0  # never started again
+    assert snapshot.events == rows(tmp_path / "copy.db")[0] == 100
+    assert rows(path)[0] == 100 + len(steps)  # each of those commits is in the database
+
+
 def test_a_directory_gets_time_named_backups_and_keeps_the_newest(
     live: tuple[Path, JobStore], tmp_path: Path
 ) -> None:
@@ -139,6 +189,44 @@ def test_a_directory_gets_time_named_backups_and_keeps_the_newest(
     assert names[0] == "bitrix-sla-20261129T030000.000Z.db"
     assert [removed for _, removed in made] == [[], [], [made[0][0]], [made[1][0]]]
     assert sorted(p.name for p in folder.iterdir()) == [*names[2:], "notes.txt"]
+
+
+def test_a_backup_stops_between_two_steps_and_leaves_nothing(
+    live: tuple[Path, JobStore], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shutdown (or Ctrl-C) need not wait for a large database to be copied to the end."""
+    path, store = live
+    fill(store, 300)
+    monkeypatch.setattr(backup, "STEP_PAGES", 16)
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    old = folder / backup.backup_name(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    old.write_bytes(b"an older backup")
+    stop = StopAfter(calls=3)
+    with pytest.raises(BackupStopped, match=r"stopped for shutdown after 48 of \d+ pages"):
+        backup.backup(path, folder, keep=1, stop=stop.is_set)
+    assert stop.asked == 3  # asked between steps, and not again once it said yes
+    assert [p.name for p in folder.iterdir()] == [old.name]  # no copy, no .partial, none pruned
+    snapshot, removed = backup.backup(path, folder, keep=1)  # the next one is whole
+    assert (snapshot.events, removed) == (300, [old])
+
+
+def test_shutdown_abandons_a_periodic_backup_and_the_tick_is_not_a_success(
+    live: tuple[Path, JobStore], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, store = live
+    fill(store, 300)
+    monkeypatch.setattr(backup, "STEP_PAGES", 16)
+    folder = tmp_path / "backups"
+    task = periodic.backups(path, folder, keep=3, interval_seconds=3600)
+    assert task.run(dt.datetime.now(dt.UTC), StopAfter(calls=2)) == ""
+    assert list(folder.iterdir()) == []
+    assert task.run(dt.datetime.now(dt.UTC), threading.Event()) != ""
+    (made,) = folder.iterdir()
+    assert rows(made)[0] == 300
+    missing = periodic.backups(tmp_path / "gone.db", folder, keep=3, interval_seconds=3600)
+    with pytest.raises(BackupError, match="no database file"):  # a failure is still one
+        missing.run(dt.datetime.now(dt.UTC), StopAfter(calls=1))
 
 
 def test_a_backup_never_overwrites_and_names_what_is_wrong(
