@@ -47,9 +47,14 @@ def _log_level(args: argparse.Namespace) -> str:
     return str(args.log_level) if args.log_level else logs.level_from_environment()
 
 
-def _whole(low: int, high: int | None, what: str) -> Callable[[str], int]:
+def _whole(
+    low: int, high: int | None, what: str, *, bounds: str | None = None
+) -> Callable[[str], int]:
     """An argparse ``type`` for a whole number in ``[low, high]``; its error names the value and
-    the range (``--port: '99999' is not a port number: use 0 to 65535``)."""
+    the range (``--port: '99999' is not a port number: use 0 to 65535``), or ``bounds`` if
+    given."""
+    if bounds is None:
+        bounds = f"{low} to {high}" if high is not None else f"{low} or more"
 
     def parse(text: str) -> int:
         try:
@@ -57,7 +62,6 @@ def _whole(low: int, high: int | None, what: str) -> Callable[[str], int]:
         except ValueError:
             value = None
         if value is None or value < low or (high is not None and value > high):
-            bounds = f"{low} to {high}" if high is not None else f"{low} or more"
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}: use {bounds}")
         return value
 
@@ -88,6 +92,8 @@ PORT = _whole(0, 65535, "a port number")
 COUNT = _whole(1, None, "a count")
 SLOTS = _whole(1, MAX_WORKER_CONCURRENCY, "a number of worker threads")
 JOB_ID = _whole(1, MAX_ID, "a job id")
+#: ``--limit``: the drivers bind 64 bits at most (a larger one crashed with a traceback)
+LIMIT = _whole(1, MAX_ID, "a count", bounds=f"1 or more, up to {MAX_ID}")
 
 
 def _on_reload(service: Service) -> None:
@@ -641,7 +647,7 @@ def register(add: Adder) -> None:
     listing = actions.add_parser("list", help="list jobs, newest first")
     listing.set_defaults(handler=cmd_jobs_list)
     listing.add_argument("--status", choices=STATUSES)
-    listing.add_argument("--limit", type=COUNT, default=50)
+    listing.add_argument("--limit", type=LIMIT, default=50)
     common(listing)
     show = actions.add_parser("show", help="one job with its runs")
     show.set_defaults(handler=cmd_jobs_show)
@@ -660,7 +666,7 @@ def register(add: Adder) -> None:
     listing.add_argument("--instance", metavar="NAME")
     listing.add_argument("--ticket", metavar="ID", help="the helpdesk's ticket id")
     listing.add_argument("--since", type=_instant, metavar="DATE", help="received since")
-    listing.add_argument("--limit", type=COUNT, default=50)
+    listing.add_argument("--limit", type=LIMIT, default=50)
     common(listing)
     show = actions.add_parser("show", help="one stored webhook with its body as received")
     show.set_defaults(handler=cmd_events_show)

@@ -119,6 +119,9 @@ jobs = Table(
     Column("settle_deadline", UtcDateTime, nullable=True),  # latest run_at the settle allows
     Column("lease_until", UtcDateTime, nullable=True),
     Column("locked_by", String(200), nullable=True),
+    # a token new with every claim: a run's end and its lease renewals are fenced on it, so a
+    # stale run (reaped, then claimed again, perhaps by the same worker) cannot touch the new one
+    Column("claim", String(32), nullable=True),
     Column("last_error", Text, nullable=True),
     Column("outcome", String(32), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
@@ -165,6 +168,8 @@ schedules = Table(
     Column("cursor", String(64), nullable=True),
     # the time of the last tick whose run ended without error: the next run starts from it
     Column("succeeded_at", UtcDateTime, nullable=True),
+    # the time of the task's first tick: until one succeeds, every run starts from there
+    Column("first_run_at", UtcDateTime, nullable=True),
 )
 
 
@@ -201,11 +206,25 @@ def _v3_periodic_success(connection: Connection) -> None:
     )
 
 
+def _v4_claims_and_first_ticks(connection: Connection) -> None:
+    """Runs are fenced on a token of their claim rather than on the worker's name, and a
+    periodic task remembers its first tick, so the runs before its first success all start
+    from there. A task that ticked before knows only its last tick: it starts from that."""
+    _add_column(connection, jobs, "claim")
+    _add_column(connection, schedules, "first_run_at")
+    connection.execute(
+        update(schedules)
+        .where(schedules.c.first_run_at.is_(None))
+        .values(first_run_at=schedules.c.last_run_at)
+    )
+
+
 # version -> migration; append, never edit a released entry.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _v1_initial,
     2: _v2_two_statement_ingest,
     3: _v3_periodic_success,
+    4: _v4_claims_and_first_ticks,
 }
 LATEST = max(MIGRATIONS)
 

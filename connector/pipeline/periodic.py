@@ -22,6 +22,9 @@ from connector.pipeline.worker import PeriodicTask
 
 log = logging.getLogger(__name__)
 
+#: the reconciliation sweep's name in the ``schedules`` table
+RECONCILE = "reconcile"
+
 
 def reconciliation(
     store: JobStore,
@@ -31,11 +34,16 @@ def reconciliation(
 ) -> PeriodicTask:
     """Queue open tickets changed since the last successful sweep (minus an overlap for clock
     skew). A sweep that fails (a helpdesk down) or is cut short by shutdown is not a success, so
-    the next one covers its window again: re-queueing a ticket costs one read."""
+    the next one covers its window again: re-queueing a ticket costs one read.
+
+    Before the first success a sweep covers the changes since one interval before the task's
+    first tick (older ones are for ``backfill``), and so does every sweep until one succeeds:
+    the window of a failed first sweep is never skipped."""
+    step = dt.timedelta(seconds=interval_seconds)
 
     def sweep(last_success: dt.datetime, stopping: threading.Event) -> int:
         if last_success == EPOCH:  # none yet: recent changes only; backfill does the rest
-            last_success = store.now() - dt.timedelta(seconds=interval_seconds)
+            last_success = (store.first_tick(RECONCILE) or store.now()) - step
         since = last_success - overlap
         queued = 0
         for (kind, instance), adapter in adapters.items():
@@ -48,7 +56,7 @@ def reconciliation(
         log.info("reconciliation sweep since %s queued %d tickets", since.isoformat(), queued)
         return queued
 
-    return PeriodicTask("reconcile", interval_seconds, sweep)
+    return PeriodicTask(RECONCILE, interval_seconds, sweep)
 
 
 def retention(store: JobStore, keep: dt.timedelta, interval_seconds: float = 3600) -> PeriodicTask:

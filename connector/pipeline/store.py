@@ -7,7 +7,12 @@ The rules that make it safe (see ``docs/pipeline-notes.md`` in the shared folder
 * At most one ``queued`` and one ``running`` job per ticket (partial unique indexes), so a
   burst of events becomes one or two runs, and two runs of one ticket never overlap.
 * A running job holds a lease that its worker renews; an expired lease puts the job back in the
-  queue (``reap``). Every write that ends a run is fenced on ``locked_by``.
+  queue (``reap``). Every claim gets a token of its own (``claim``), and every write that renews
+  or ends a run is fenced on it: a stale run (reaped, then claimed again, even by the same
+  worker) can neither end nor renew the new one.
+* On PostgreSQL several replicas reap and end runs at once: each such write locks its row
+  first (``FOR UPDATE``; the reaper skips rows locked by others) and is fenced on what it read,
+  so a job is requeued once, never merged into itself, and never while its lease is renewed.
 * Failures requeue with exponential backoff and jitter, or go ``dead`` with the reason.
 """
 
@@ -17,8 +22,10 @@ import datetime as dt
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
+from operator import itemgetter
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -31,6 +38,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
     select,
     update,
 )
@@ -73,6 +81,8 @@ class Job(BaseModel):
     run_at: dt.datetime
     lease_until: dt.datetime | None
     locked_by: str | None
+    #: the token of the claim a running job is under (see :meth:`JobStore.claim`)
+    claim: str | None = None
     last_error: str | None
     outcome: str | None
     created_at: dt.datetime
@@ -177,6 +187,10 @@ _JOB_COLUMNS = (
 
 
 _Ingest = tuple[str, str, IncomingEvent, bytes]
+
+#: the order in which a batch's statements take their rows (see :meth:`JobStore._store_batch`)
+_BY_DELIVERY = itemgetter("kind", "instance", "delivery_id")
+_BY_KEY = itemgetter("key")
 
 
 class _Pending:
@@ -422,8 +436,12 @@ class JobStore:
         }
 
     def _upsert_jobs(self, connection: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
-        """Queue or coalesce one job per row (distinct keys); returns each key's job id."""
+        """Queue or coalesce one job per row (distinct keys); returns each key's job id.
+
+        The rows go in in the order of their keys, whatever order they came in (see
+        :meth:`_store_batch`)."""
         _, upsert_jobs = self._statements()
+        rows = sorted(rows, key=_BY_KEY)
         return {key: int(job_id) for key, job_id in upsert_jobs.execute(connection, rows)}
 
     def ingest(self, kind: str, instance: str, event: IncomingEvent, body: bytes) -> IngestResult:
@@ -475,7 +493,13 @@ class JobStore:
         return results
 
     def _store_batch(self, connection: Connection, items: list[_Pending]) -> list[IngestResult]:
-        """:meth:`ingest_many` inside an open write transaction: two statements per batch."""
+        """:meth:`ingest_many` inside an open write transaction: two statements per batch.
+
+        Each statement takes its rows in one fixed order (events by delivery, jobs by key), not
+        in the order the webhooks arrived: on PostgreSQL a row stays locked until the commit,
+        so two concurrent batches naming the same tickets in opposite orders each waited for
+        the other (a deadlock, which fails one of them after a second). Results are matched to
+        the items by delivery and key, so the order changes nothing else."""
         first: dict[tuple[str, str, str], int] = {}  # delivery -> its first item
         for index, item in enumerate(items):
             first.setdefault(item.delivery, index)
@@ -486,6 +510,7 @@ class JobStore:
             row = items[index].row
             row["received_at"] = now
             rows.append(row)
+        rows.sort(key=_BY_DELIVERY)
         stored = set(store_events.execute(connection, rows))
         new = [index for delivery, index in first.items() if delivery in stored]
         times = self._job_times(now)
@@ -525,17 +550,25 @@ class JobStore:
             .limit(1)
         )
 
+    def _locking(self, query: Any, *, skip_locked: bool = False) -> Any:
+        """``query`` locking the rows it reads (PostgreSQL: ``FOR UPDATE``; on SQLite the
+        write transaction already holds the whole database)."""
+        if self.is_sqlite:
+            return query
+        return query.with_for_update(skip_locked=skip_locked, of=jobs)
+
     def claim(self, worker: str, lease_seconds: float) -> Job | None:
-        """Take the oldest due job whose ticket has no running job, under a lease."""
+        """Take the oldest due job whose ticket has no running job, under a lease.
+
+        The job comes back with a new ``claim`` token, which :meth:`heartbeat`, :meth:`finish`
+        and :meth:`fail` are fenced on."""
         with self._read() as connection:  # lock-free look first: idle polls take no write lock
             if connection.execute(self._claimable(self.now(connection))).first() is None:
                 return None
         try:
             with self._write() as connection:
                 now = self.now(connection)
-                query = self._claimable(now)
-                if not self.is_sqlite:
-                    query = query.with_for_update(skip_locked=True, of=jobs)
+                query = self._locking(self._claimable(now), skip_locked=True)
                 job_id = connection.execute(query).scalar()
                 if job_id is None:
                     return None
@@ -545,6 +578,7 @@ class JobStore:
                     .values(
                         status="running",
                         locked_by=worker,
+                        claim=uuid.uuid4().hex,
                         lease_until=now + dt.timedelta(seconds=lease_seconds),
                         attempts=jobs.c.attempts + 1,
                         started_at=now,
@@ -555,13 +589,14 @@ class JobStore:
         except IntegrityError:  # another replica started this ticket meanwhile
             return None
 
-    def heartbeat(self, job_id: int, worker: str, lease_seconds: float) -> bool:
-        """Renew a lease; False means the job is no longer ours (reaped or finished)."""
+    def heartbeat(self, job: Job, worker: str, lease_seconds: float) -> bool:
+        """Renew the lease of ``job``'s claim; False means that claim is over (reaped or
+        finished), even if the job runs again under another claim."""
         with self._write() as connection:
             now = self.now(connection)
             result = connection.execute(
                 update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.locked_by == worker, jobs.c.status == "running")
+                .where(self._fenced(job, worker))
                 .values(lease_until=now + dt.timedelta(seconds=lease_seconds))
             )
             return result.rowcount == 1
@@ -588,8 +623,14 @@ class JobStore:
             )
         )
 
-    def _fenced(self, job: Job, worker: str) -> Any:
-        return and_(jobs.c.id == job.id, jobs.c.locked_by == worker, jobs.c.status == "running")
+    @staticmethod
+    def _fenced(job: Job, worker: str | None) -> Any:
+        """The row of ``job`` while the run of ``worker`` under ``job``'s claim still holds it:
+        running, locked by that worker, under the same claim token. (A job claimed by a replica
+        of an older version has no token: it is fenced on the worker alone.)"""
+        same_claim = jobs.c.claim.is_(None) if job.claim is None else jobs.c.claim == job.claim
+        same_worker = jobs.c.locked_by.is_(None) if worker is None else jobs.c.locked_by == worker
+        return and_(jobs.c.id == job.id, jobs.c.status == "running", same_worker, same_claim)
 
     def finish(self, job: Job, worker: str, record: RunRecord) -> bool:
         """Mark a run done and audit it; False if the lease was lost (the audit is kept)."""
@@ -610,29 +651,55 @@ class JobStore:
             return result.rowcount == 1
 
     def _requeue(
-        self, connection: Connection, job: Job, run_at: dt.datetime, error: str | None
-    ) -> None:
-        """Put a job back in the queue, merging into a queued job of the same ticket if any."""
+        self,
+        connection: Connection,
+        job: Job,
+        fence: Any,
+        run_at: dt.datetime,
+        error: str | None,
+    ) -> bool:
+        """Put a job back in the queue, merging into a queued job of the same ticket if any.
+
+        ``fence`` selects the job's row while the run being ended still holds it; returns
+        False, changing nothing, when it no longer does (another replica ended the run first).
+        """
         queued = connection.execute(
-            select(jobs).where(jobs.c.key == job.key, jobs.c.status == "queued")
+            self._locking(
+                select(jobs).where(
+                    jobs.c.key == job.key, jobs.c.status == "queued", jobs.c.id != job.id
+                )
+            )
         ).first()
         if queued is None:
-            connection.execute(
+            result = connection.execute(
                 update(jobs)
-                .where(jobs.c.id == job.id)
+                .where(fence)
                 .values(
                     status="queued",
                     run_at=run_at,
                     locked_by=None,
+                    claim=None,
                     lease_until=None,
                     last_error=error,
                 )
             )
-            return
+            return result.rowcount == 1
+        superseded = connection.execute(
+            update(jobs)
+            .where(fence)
+            .values(
+                status="done",
+                outcome="superseded",
+                finished_at=self.now(connection),
+                lease_until=None,
+            )
+        )
+        if superseded.rowcount != 1:
+            return False
         other = self._job(queued)
         connection.execute(
             update(jobs)
-            .where(jobs.c.id == other.id)
+            .where(jobs.c.id == other.id, jobs.c.status == "queued")
             .values(
                 run_at=max(other.run_at, run_at),
                 attempts=max(other.attempts, job.attempts),
@@ -641,26 +708,19 @@ class JobStore:
                 last_error=error,
             )
         )
-        connection.execute(
-            update(jobs)
-            .where(jobs.c.id == job.id)
-            .values(
-                status="done",
-                outcome="superseded",
-                finished_at=self.now(connection),
-                lease_until=None,
-            )
-        )
+        return True
 
     @staticmethod
-    def _mark_dead(connection: Connection, job_id: int, why: str, now: dt.datetime) -> None:
-        connection.execute(
+    def _mark_dead(connection: Connection, fence: Any, why: str, now: dt.datetime) -> bool:
+        """End the run ``fence`` selects as ``dead``; False if no row is held by it any more."""
+        result = connection.execute(
             update(jobs)
-            .where(jobs.c.id == job_id)
+            .where(fence)
             .values(
                 status="dead", outcome="dead", last_error=why, finished_at=now, lease_until=None
             )
         )
+        return result.rowcount == 1
 
     def fail(
         self, job: Job, worker: str, error: str, *, permanent: bool, record: RunRecord
@@ -669,7 +729,9 @@ class JobStore:
         error = storable(error)  # it may quote the helpdesk's answer
         with self._write() as connection:
             now = self.now(connection)
-            current = connection.execute(select(jobs).where(self._fenced(job, worker))).first()
+            fence = self._fenced(job, worker)
+            # locked until the commit: a reaper skips the row rather than requeue it meanwhile
+            current = connection.execute(self._locking(select(jobs).where(fence))).first()
             if current is None:  # lease lost: the reaper already requeued it
                 self._record(connection, job, record)
                 return "queued"
@@ -677,30 +739,44 @@ class JobStore:
             dead = permanent or self.backoff.gives_up(job.attempts, job.created_at, now)
             if dead:
                 why = error if permanent else f"gave up after {job.attempts} attempts: {error}"
-                self._mark_dead(connection, job.id, why, now)
+                ended = self._mark_dead(connection, fence, why, now)
                 self._record(connection, job, record.model_copy(update={"outcome": "dead"}))
-                return "dead"
+                return "dead" if ended else "queued"
             delay = self.backoff.delay(job.attempts)
-            self._requeue(connection, job, now + dt.timedelta(seconds=delay), error)
+            self._requeue(connection, job, fence, now + dt.timedelta(seconds=delay), error)
             self._record(connection, job, record)
             return "queued"
 
     def reap(self) -> int:
-        """Requeue running jobs whose lease expired (their worker died); returns how many."""
+        """Requeue running jobs whose lease expired (their worker died); returns how many.
+
+        Each job is requeued only under the claim and the expired lease the reaper read: a
+        lease renewed meanwhile, or a run ended by its worker or another replica's reaper, is
+        left alone. On PostgreSQL the rows are locked as they are read, skipping those another
+        transaction holds (a worker ending or renewing the run, another reaper), in the order
+        of their keys, as the ingest path takes them."""
         with self._write() as connection:
             now = self.now(connection)
             expired = connection.execute(
-                select(jobs).where(jobs.c.status == "running", jobs.c.lease_until < now)
+                self._locking(
+                    select(jobs)
+                    .where(jobs.c.status == "running", jobs.c.lease_until < now)
+                    .order_by(jobs.c.key, jobs.c.id),
+                    skip_locked=True,
+                )
             ).all()
+            reaped = 0
             for row in expired:
                 job = self._job(row)
+                fence = and_(self._fenced(job, job.locked_by), jobs.c.lease_until < now)
                 message = f"lease expired (worker {job.locked_by} stopped)"
                 if self.backoff.gives_up(job.attempts, job.created_at, now):
                     why = f"gave up after {job.attempts} attempts: {message}"
-                    self._mark_dead(connection, job.id, why, now)
+                    ended = self._mark_dead(connection, fence, why, now)
                 else:
-                    self._requeue(connection, job, now, message)
-            return len(expired)
+                    ended = self._requeue(connection, job, fence, now, message)
+                reaped += int(ended)
+            return reaped
 
     # -- dead letters and inspection ------------------------------------------------------------
 
@@ -712,7 +788,8 @@ class JobStore:
             return None if row is None else self._job(row)
 
     def list_jobs(self, status: Status | None = None, limit: int = 100) -> list[Job]:
-        query = select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+        """The newest ``limit`` jobs (a limit past 64 bits, which no driver binds, is no limit)."""
+        query = select(jobs).order_by(jobs.c.id.desc()).limit(min(limit, MAX_ID))
         if status is not None:
             query = query.where(jobs.c.status == status)
         with self._read() as connection:
@@ -757,12 +834,14 @@ class JobStore:
         since: dt.datetime | None = None,
         limit: int = 100,
     ) -> list[StoredEvent]:
-        """Stored webhooks, newest first, without their bodies."""
+        """Stored webhooks, newest first, without their bodies (at most ``limit``, as in
+        :meth:`list_jobs`)."""
         query = self._event_query(
             list(self._EVENT_SUMMARY), instance=instance, ticket_id=ticket_id, since=since
         )
+        newest = query.order_by(events.c.id.desc()).limit(min(limit, MAX_ID))
         with self._read() as connection:
-            rows = connection.execute(query.order_by(events.c.id.desc()).limit(limit))
+            rows = connection.execute(newest)
             return [StoredEvent.model_validate(dict(row._mapping)) for row in rows]
 
     def get_event(self, event_id: int) -> tuple[StoredEvent, str] | None:
@@ -885,6 +964,16 @@ class JobStore:
         with self._read() as connection:
             return {row.name: row.succeeded_at for row in connection.execute(query)}
 
+    def first_tick(self, name: str) -> dt.datetime | None:
+        """When periodic task ``name`` first ticked (None if it never has): a task none of whose
+        runs has succeeded yet starts each run from there (see
+        :func:`connector.pipeline.periodic.reconciliation`)."""
+        query = select(schedules.c.first_run_at).where(schedules.c.name == name)
+        with self._read() as connection:
+            value = connection.execute(query).scalar()
+        assert value is None or isinstance(value, dt.datetime)
+        return value
+
     def try_tick(self, name: str, interval_seconds: float, owner: str) -> Tick | None:
         """Claim this period's run of periodic task ``name``: exactly one replica gets it.
 
@@ -899,7 +988,13 @@ class JobStore:
             if row is None:
                 created = connection.execute(
                     self._insert(schedules)
-                    .values(name=name, next_run_at=now + step, last_run_at=now, last_owner=owner)
+                    .values(
+                        name=name,
+                        next_run_at=now + step,
+                        last_run_at=now,
+                        last_owner=owner,
+                        first_run_at=now,
+                    )
                     .on_conflict_do_nothing(index_elements=["name"])
                     .returning(schedules.c.name)
                 ).scalar()
@@ -912,7 +1007,15 @@ class JobStore:
             result = connection.execute(
                 update(schedules)
                 .where(schedules.c.name == name, schedules.c.next_run_at == row.next_run_at)
-                .values(next_run_at=now + step, last_run_at=now, last_owner=owner)
+                .values(
+                    next_run_at=now + step,
+                    last_run_at=now,
+                    last_owner=owner,
+                    # a row a replica of an older version made has none: this tick is the first
+                    first_run_at=func.coalesce(
+                        schedules.c.first_run_at, literal(now, schedules.c.first_run_at.type)
+                    ),
+                )
             )
             if result.rowcount != 1:
                 return None

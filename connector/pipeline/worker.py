@@ -7,7 +7,9 @@ replica would run the same tickets again.
 
 Shutdown is graceful: :meth:`Worker.stop` (wired to SIGTERM by the CLI) stops claiming, lets
 running jobs finish within the grace period, and leaves any that do not to the reaper of the
-next worker (their leases expire); nothing is lost either way.
+next worker (their leases expire); nothing is lost either way. The lease keeper stops last:
+until the slots have finished or the grace period is over, it renews their leases, or another
+replica would take over a job that is still running here.
 """
 
 from __future__ import annotations
@@ -148,9 +150,14 @@ class Worker:
         self.name = name or worker_name()
         self.processor.worker = self.name
         self._stopping = threading.Event()
+        #: ends the lease keeper, which :meth:`stop` does last
+        self._keeper_stopping = threading.Event()
+        self._keeper: threading.Thread | None = None
         self._stopped = threading.Event()
         self._wake = threading.Event()
-        self._running: dict[int, Job] = {}
+        #: the jobs the slots run, by claim: a stale run of a job that is running again (reaped,
+        #: then claimed again by this worker) never ends the entry of the new run
+        self._running: dict[tuple[int, str | None], Job] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._last_beat: float | None = None
@@ -186,6 +193,7 @@ class Worker:
         keeper = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
         keeper.start()
         self._threads.append(keeper)
+        self._keeper = keeper
         if self.periodic:
             ticker = threading.Thread(target=self._tick, name="periodic", daemon=True)
             ticker.start()
@@ -193,7 +201,10 @@ class Worker:
         log.info("worker %s started with %d slots", self.name, self.concurrency)
 
     def stop(self, grace_seconds: float = 30.0) -> None:
-        """Stop claiming; wait up to ``grace_seconds`` for running jobs to finish."""
+        """Stop claiming; wait up to ``grace_seconds`` for running jobs to finish.
+
+        Their leases are renewed meanwhile: the lease keeper is stopped last, once the slots
+        (and the periodic tasks' thread) have ended or the grace period is over."""
         self._stopping.set()
         self._wake.set()
         deadline = threading.Event()
@@ -201,12 +212,16 @@ class Worker:
         timer.start()
         try:
             for thread in self._threads:
-                while thread.is_alive() and not deadline.is_set():
+                while thread is not self._keeper and thread.is_alive() and not deadline.is_set():
                     thread.join(timeout=0.1)
         finally:
             timer.cancel()
+            self._keeper_stopping.set()
+        if self._keeper is not None:
+            # it ends at once, unless a renewal is under way: let that one finish
+            self._keeper.join(timeout=max(self.maintenance_seconds, 1.0))
         with self._lock:
-            left = list(self._running)
+            left = sorted({job.id for job in self._running.values()})
         if left:
             log.warning("stopped with jobs %s still running; their leases will expire", left)
         self._stopped.set()
@@ -269,7 +284,7 @@ class Worker:
                 self._pause(self.poll_seconds)
                 continue
             with self._lock:
-                self._running[job.id] = job
+                self._running[(job.id, job.claim)] = job
             try:
                 self.run_one(job)
             except Exception as exc:
@@ -278,7 +293,7 @@ class Worker:
                 self._records.recovered()
             finally:
                 with self._lock:
-                    self._running.pop(job.id, None)
+                    self._running.pop((job.id, job.claim), None)
 
     def _pause(self, seconds: float) -> None:
         """Wait ``seconds``, or less if :meth:`poke` or :meth:`stop` wakes the slots."""
@@ -320,8 +335,9 @@ class Worker:
         return status
 
     def _maintain(self) -> None:
-        """Renew leases and reap expired ones, every lease/3 seconds."""
-        while not self._stopping.wait(self.maintenance_seconds):
+        """Renew leases and reap expired ones, every lease/3 seconds, until :meth:`stop` ends
+        it (after the slots, so that leases are renewed throughout the grace period)."""
+        while not self._keeper_stopping.wait(self.maintenance_seconds):
             self.keep_leases()
 
     def keep_leases(self) -> None:
@@ -330,7 +346,7 @@ class Worker:
             running = list(self._running.values())
         try:
             for job in running:
-                if not self.store.heartbeat(job.id, self.name, self.lease_seconds):
+                if not self.store.heartbeat(job, self.name, self.lease_seconds):
                     log.warning("lost the lease of job %s", job.id)
             reaped = self.store.reap()
             if reaped:

@@ -247,12 +247,12 @@ def test_expired_leases_are_reaped_and_fenced(store: JobStore, clock: Clock) -> 
     job = store.claim("w1", 30)
     assert job is not None
     clock.advance(seconds=20)
-    assert store.heartbeat(job.id, "w1", 30)  # lease now ends at +50 s
+    assert store.heartbeat(job, "w1", 30)  # lease now ends at +50 s
     clock.advance(seconds=25)
     assert store.reap() == 0
     clock.advance(seconds=10)
     assert store.reap() == 1
-    assert not store.heartbeat(job.id, "w1", 30)  # the lease is gone
+    assert not store.heartbeat(job, "w1", 30)  # the lease is gone
     again = store.claim("w2", 30)
     assert again is not None and again.id == job.id and again.attempts == 2
     # the first worker wakes up late: its finish is fenced off, its audit row kept
@@ -384,6 +384,8 @@ def test_v2_upgrades_a_v1_database_with_data(database_url: str, clock: Clock) ->
         connection.execute(text("ALTER TABLE events DROP COLUMN job_key"))
         connection.execute(text("ALTER TABLE jobs DROP COLUMN settle_deadline"))
         connection.execute(text("ALTER TABLE schedules DROP COLUMN succeeded_at"))
+        connection.execute(text("ALTER TABLE schedules DROP COLUMN first_run_at"))
+        connection.execute(text("ALTER TABLE jobs DROP COLUMN claim"))
         connection.execute(db.schema_version.delete().where(db.schema_version.c.version > 1))
         connection.execute(
             text(
@@ -394,7 +396,7 @@ def test_v2_upgrades_a_v1_database_with_data(database_url: str, clock: Clock) ->
             {"t": T0.replace(tzinfo=None) if engine.dialect.name == "sqlite" else T0},
         )
     assert db.current_version(engine) == 1
-    assert db.upgrade(engine) == [2, 3]
+    assert db.upgrade(engine) == [2, 3, 4]
     store = JobStore(engine, clock=clock, settle_seconds=2, settle_max_seconds=5)
     try:
         store.ingest("fake", "a", event("1", "d1"), b"{}")  # coalesces into the v1 job
@@ -415,13 +417,55 @@ def test_v3_counts_every_earlier_tick_as_a_success(database_url: str, clock: Clo
         assert store.try_tick("reconcile", 60, "a") is not None  # a v2 replica ticked at T0
         with engine.begin() as connection:  # make it a v2 database, as released
             connection.execute(text("ALTER TABLE schedules DROP COLUMN succeeded_at"))
+            connection.execute(text("ALTER TABLE schedules DROP COLUMN first_run_at"))
+            connection.execute(text("ALTER TABLE jobs DROP COLUMN claim"))
             connection.execute(db.schema_version.delete().where(db.schema_version.c.version > 2))
-        assert db.upgrade(engine) == [3]
+        assert db.upgrade(engine) == [3, 4]
         clock.advance(seconds=60)
         tick = store.try_tick("reconcile", 60, "a")
         assert tick is not None and tick.since == T0  # not the epoch: no sweep starts over
     finally:
         store.close()
+
+
+def test_v4_starts_a_schedule_without_success_from_its_last_tick(
+    database_url: str, clock: Clock
+) -> None:
+    """A v3 database does not know when a task first ticked: its last tick stands in. A job a
+    v3 replica claimed has no claim token; the reaper takes it over all the same."""
+    from sqlalchemy import text
+
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    store = JobStore(engine, clock=clock)
+    try:
+        assert store.try_tick("reconcile", 60, "a") is not None  # that sweep failed
+        clock.advance(seconds=60)
+        assert store.try_tick("reconcile", 60, "a") is not None  # and that one
+        store.ingest("fake", "a", event("1", "d1"), b"{}")
+        assert store.claim("v3-worker", 30) is not None
+        with engine.begin() as connection:  # make it a v3 database, as released
+            connection.execute(text("ALTER TABLE schedules DROP COLUMN first_run_at"))
+            connection.execute(text("ALTER TABLE jobs DROP COLUMN claim"))
+            connection.execute(db.schema_version.delete().where(db.schema_version.c.version > 3))
+        assert db.upgrade(engine) == [4]
+        assert store.first_tick("reconcile") == T0 + dt.timedelta(seconds=60)
+        assert store.first_tick("retention") is None
+        (running,) = store.list_jobs("running")
+        assert running.claim is None
+        clock.advance(seconds=31)
+        assert store.reap() == 1
+        assert store.counts()["queued"] == 1
+    finally:
+        store.close()
+
+
+def test_a_tick_records_the_first_one(store: JobStore, clock: Clock) -> None:
+    assert store.first_tick("sweep") is None
+    assert store.try_tick("sweep", 60, "a") is not None
+    clock.advance(seconds=60)
+    assert store.try_tick("sweep", 60, "b") is not None
+    assert store.first_tick("sweep") == T0
 
 
 def test_an_id_past_64_bits_names_no_job(store: JobStore) -> None:
