@@ -9,16 +9,23 @@ any ticket JSON (``GET /api/v1/tags?object=Ticket&o_id=:id``), nor is the articl
 (``GET /api/v1/ticket_articles/by_ticket/:id``).
 
 Writing (facts §3, §4.4, §4.5): ``PUT /api/v1/tickets/:id`` with only the changed managed
-attributes. Unknown keys would be dropped silently, ``updated_by_id`` is set by Zammad to the
-token's user — which is what lets the update trigger exclude our own writes — and a PUT never
-carries an ``article`` (article conditions must not match our updates). Zammad takes a row lock
-and the last write wins; there is no optimistic locking and no 409. The response is ignored: it
-may show pre-trigger data (#6255). Tags are added and removed one call each; tag changes are not
-ticket updates for triggers, so they cannot loop (they do "touch" ``updated_at``).
+attributes. ``updated_by_id`` is set by Zammad to the token's user — which is what lets the
+update trigger exclude our own writes — and a PUT never carries an ``article`` (article
+conditions must not match our updates). Zammad takes a row lock and the last write wins; there
+is no optimistic locking and no 409. The response's *values* are ignored: they may show
+pre-trigger data (#6255). Its *keys* are not: it is the whole ticket
+(``attributes_with_association_ids``: every column, ``null`` ones included), and Zammad drops
+unknown keys silently, so an attribute we sent that the answer lacks is no column — not created
+or not migrated — and the write is refused as permanent instead of "succeeding" for ever. Tags
+are added and removed one call each; tag changes are not ticket updates for triggers, so they
+cannot loop (they do "touch" ``updated_at``).
 
 Listing (facts §4.4): ``GET /api/v1/tickets/search`` with an Elasticsearch query string,
-``limit`` ≤ 200, ``page``, ``sort_by``/``order_by``; ``tickets_count`` is the count on this
-page, not a total, so paging stops at the first short page.
+``limit`` ≤ 200, ``sort_by``/``order_by``; ``tickets_count`` is the count on this page, not a
+total, so a short page is the last. The answer without ``expand`` lists the ids in order and
+carries every ticket's columns, ``updated_at`` among them, in ``assets.Ticket``; with
+``expand=true`` it is an array of tickets. Paging is by ``updated_at`` (keyset), not by
+``page`` (offset): see :meth:`ZammadAdapter.changed_since`.
 """
 
 from __future__ import annotations
@@ -40,6 +47,12 @@ from connector.helpdesks.zammad.rest import ZammadApi, record_path
 from connector.policy.ticket import Party, TicketSnapshot
 
 SEARCH_LIMIT = 200  # Zammad's maximum per page (tickets_controller, 2021)
+#: managed field → the option that names its ticket attribute
+_OPTION_KEYS = {
+    "sla_due_at": "due_at_attribute",
+    "sla_tier": "tier_attribute",
+    "sla_level": "level_attribute",
+}
 
 
 class _Record(BaseModel):
@@ -91,6 +104,7 @@ class SearchJson(BaseModel):
 
     tickets: list[TicketId] = []
     tickets_count: int | None = None
+    assets: dict[str, dict[str, Any]] = {}
 
 
 class ZammadAdapter:
@@ -186,7 +200,9 @@ class ZammadAdapter:
         if plan.fields:
             attributes = self.options.attribute_names
             body = {attributes[name]: value for name, value in plan.fields.items()}
-            calls.append(self.api.call("PUT", path, json=body)[1])
+            response, call = self.api.call("PUT", path, json=body)
+            calls.append(call)
+            self._check_kept(response, path, body)
         ticket_id = int(path.rsplit("/", 1)[1])
         for tag in plan.add_tags:
             item = {"item": tag, "object": "Ticket", "o_id": ticket_id}
@@ -196,32 +212,104 @@ class ZammadAdapter:
             calls.append(self.api.call("DELETE", "/api/v1/tags/remove", json=item)[1])
         return calls
 
-    def changed_since(self, since: dt.datetime | None) -> Iterator[str]:
-        """Open tickets updated at or after ``since``, oldest change first, 200 per page.
+    def _check_kept(self, response: requests.Response, path: str, sent: dict[str, Any]) -> None:
+        """Refuse a PUT whose answer lacks an attribute we sent: Zammad dropped it silently.
 
-        A ticket updated while the pages are read moves to the end and may show up twice
-        (reported once) or push another ticket onto a page already read; that one was changed
-        after ``since`` too and is found by the next sweep.
+        Zammad keeps only attributes that are columns (facts §4.4), so before ``setup`` has
+        created and migrated them every PUT "succeeds" and changes nothing, and every later job
+        writes the same value again. Only the answer's keys are looked at — a key is there
+        whatever a trigger did to its value (#6255) — and only in an answer that is a ticket.
         """
-        query = self.search_query(since)
+        try:
+            ticket = response.json()
+        except ValueError:
+            return
+        if not isinstance(ticket, dict) or "id" not in ticket:
+            return
+        dropped = sorted(name for name in sent if name not in ticket)
+        if not dropped:
+            return
+        fields = {attribute: field for field, attribute in self.options.attribute_names.items()}
+        named = ", ".join(
+            f"{name!r} (options.{_OPTION_KEYS.get(fields.get(name, ''), '?')})" for name in dropped
+        )
+        raise PermanentError(
+            f"{self.api.source}: PUT {path} -> 200, but Zammad dropped the ticket attribute(s) "
+            f"{named}: no such attribute, or not migrated yet. Create and migrate them — "
+            f"`bitrix-sla setup zammad --instance {self.instance} --apply`, then restart a "
+            "self-hosted Zammad — or fix the option"
+        )
+
+    def changed_since(self, since: dt.datetime | None) -> Iterator[str]:
+        """Open tickets updated at or after ``since``, oldest change first, 200 per search.
+
+        Paged by ``updated_at`` (keyset), never by ``page``: with offset paging, a ticket of a
+        page already read that is updated meanwhile (our own write-back does that) moves to the
+        end, every later ticket moves one place forward, and the first one of the next page is
+        never listed — nor by the next sweep, since it did not change. Instead each search asks
+        for ``updated_at >= <the newest updated_at read so far>``, oldest first, and skips the
+        ids already listed:
+
+        * a short page is the last;
+        * a full page that lists nothing new, and reaches past that time, holds only tickets
+          updated during this sweep; every ticket not listed yet was updated later still and is
+          found by the next sweep (whose ``since`` lies before this sweep's start), so it stops;
+        * a full page whose tickets all share one ``updated_at`` cannot move on by time: that
+          instant is walked by id (``id:>last``, sorted by id), then the search goes on
+          strictly after it. Elasticsearch's order among equal times is not defined, so
+          nothing depends on it.
+
+        A ticket updated while the sweep runs may be listed once more; that is harmless (the
+        job store coalesces) and it is never listed twice by one call.
+        """
         seen: set[int] = set()
-        page = 1
+        lower, strict = (None if since is None else _millis(since)), False
         while True:
-            params = {
-                "query": query,
-                "limit": SEARCH_LIMIT,
-                "page": page,
-                "sort_by": "updated_at",
-                "order_by": "asc",
-            }
-            response, _ = self.api.call("GET", "/api/v1/tickets/search", params=params)
-            ids = _search_ids(response)
-            fresh = [ticket_id for ticket_id in ids if ticket_id not in seen]
+            page = self._search(self._query(lower, strict=strict), sort_by="updated_at")
+            fresh = [ticket_id for ticket_id, _ in page if ticket_id not in seen]
             seen.update(fresh)
             yield from (str(ticket_id) for ticket_id in fresh)
-            if len(ids) < SEARCH_LIMIT or not fresh:
+            if len(page) < SEARCH_LIMIT:
                 return
-            page += 1
+            newest = max(moment for _, moment in page)
+            if lower is not None and (newest < lower or (strict and newest == lower)):
+                raise PermanentError(
+                    f"ticket search: asked for updated_at {'>' if strict else '>='} "
+                    f"{lower.isoformat()}, got tickets up to {newest.isoformat()} only; "
+                    "the search does not honour the updated_at condition"
+                )
+            if lower is None or newest > lower:
+                if not fresh:
+                    return
+                lower, strict = newest, False
+            else:  # 200 or more tickets share this instant: time cannot move the search on
+                yield from self._walk_instant(newest, seen)
+                lower, strict = newest, True
+
+    def _walk_instant(self, moment: dt.datetime, seen: set[int]) -> Iterator[str]:
+        """Every open ticket whose ``updated_at`` is exactly ``moment``, by id, 200 at a time."""
+        after = 0
+        while True:
+            query = self._query(moment, exact=True, after_id=after)
+            page = self._search(query, sort_by="id")
+            fresh = [ticket_id for ticket_id, _ in page if ticket_id not in seen]
+            seen.update(fresh)
+            yield from (str(ticket_id) for ticket_id in fresh)
+            if len(page) < SEARCH_LIMIT:
+                return
+            last = max(ticket_id for ticket_id, _ in page)
+            if last <= after:
+                raise PermanentError(
+                    f"ticket search: asked for id > {after}, got ids up to {last} only; "
+                    "the search does not honour the id condition"
+                )
+            after = last
+
+    def _search(self, query: str, *, sort_by: str) -> list[tuple[int, dt.datetime]]:
+        """One page of ``GET /api/v1/tickets/search``: (id, ``updated_at``) in answer order."""
+        params = {"query": query, "limit": SEARCH_LIMIT, "sort_by": sort_by, "order_by": "asc"}
+        response, _ = self.api.call("GET", "/api/v1/tickets/search", params=params)
+        return _search_page(response)
 
     def search_query(self, since: dt.datetime | None) -> str:
         """The Elasticsearch query string for open tickets changed since ``since``.
@@ -230,13 +318,28 @@ class ZammadAdapter:
         (``updated_at:>=2025-03-04T08\\:12\\:40Z``); state names are quoted because
         ``pending reminder`` has a space.
         """
+        return self._query(since)
+
+    def _query(
+        self,
+        moment: dt.datetime | None,
+        *,
+        strict: bool = False,
+        exact: bool = False,
+        after_id: int = 0,
+    ) -> str:
+        """Open tickets with ``updated_at`` ``>=`` (``strict``: ``>``; ``exact``: ``=``)
+        ``moment``, and with ``after_id``: only ids above it."""
         states = " OR ".join(f'"{state}"' for state in self.options.open_states)
         query = f"state.name:({states})"
-        if since is not None:
-            if since.tzinfo is None:
-                raise ValueError("since must be an aware datetime")
-            moment = since.astimezone(dt.UTC).strftime("%Y-%m-%dT%H\\:%M\\:%SZ")
-            query += f" AND updated_at:>={moment}"
+        if moment is not None:
+            time = _query_time(moment)
+            if exact:
+                query += f" AND updated_at:>={time} AND updated_at:<={time}"
+            else:
+                query += f" AND updated_at:{'>' if strict else '>='}{time}"
+        if after_id:
+            query += f" AND id:>{after_id}"
         return query
 
     def close(self) -> None:
@@ -254,12 +357,68 @@ def _text(value: object) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-def _search_ids(response: requests.Response) -> list[int]:
-    """Ticket ids of a search page: ``{"tickets": [ids], ...}`` or, expanded, ``[{...}]``."""
+def _millis(moment: dt.datetime) -> dt.datetime:
+    """``moment`` in UTC, cut to whole milliseconds: the precision of Zammad's times and of
+    Elasticsearch's dates (facts §2.1), so that times read and times asked for compare alike."""
+    if moment.tzinfo is None:
+        raise ValueError("since must be an aware datetime")
+    utc = moment.astimezone(dt.UTC)
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+
+def _query_time(moment: dt.datetime) -> str:
+    """``moment`` for a query string: ``2025-03-04T08\\:12\\:40Z``, or with milliseconds
+    (``…40.377Z``) when it has them; finer digits are cut (:func:`_millis`)."""
+    utc = _millis(moment)
+    text = utc.strftime("%Y-%m-%dT%H\\:%M\\:%S")
+    if utc.microsecond:
+        text += f".{utc.microsecond // 1000:03d}"
+    return text + "Z"
+
+
+def _search_page(response: requests.Response) -> list[tuple[int, dt.datetime]]:
+    """(id, ``updated_at``) of each ticket of a search page, in the answer's order.
+
+    Without ``expand`` the answer is ``{"tickets": [ids], "assets": {"Ticket": {"<id>":
+    {...}}}}``; expanded it is ``[{...}]``. Paging needs every ticket's ``updated_at``: an
+    answer without it is refused rather than paged blindly.
+    """
+    what = "GET /api/v1/tickets/search"
     try:
         data = response.json()
     except ValueError:
-        raise PermanentError("ticket search: response is not JSON") from None
+        raise PermanentError(f"{what}: response is not JSON") from None
+    records: dict[int, object]
     if isinstance(data, list):
-        return [int(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
-    return list(parse_body(SearchJson, response, "GET /api/v1/tickets/search").tickets)
+        records = {
+            int(item["id"]): item for item in data if isinstance(item, dict) and "id" in item
+        }
+        ids = list(records)
+    else:
+        body = parse_body(SearchJson, response, what)
+        ids = list(body.tickets)
+        tickets = body.assets.get("Ticket") or {}
+        records = {ticket_id: tickets.get(str(ticket_id)) for ticket_id in ids}
+    page: list[tuple[int, dt.datetime]] = []
+    for ticket_id in ids:
+        record = records.get(ticket_id)
+        raw = record.get("updated_at") if isinstance(record, dict) else None
+        moment = _aware(raw)
+        if moment is None:
+            raise PermanentError(
+                f"{what}: the answer has no readable updated_at for ticket {ticket_id} "
+                f"(got {raw!r}); the sweep pages by it"
+            )
+        page.append((ticket_id, moment))
+    return page
+
+
+def _aware(value: object) -> dt.datetime | None:
+    """An ISO 8601 time from Zammad (``2025-03-04T08:12:40.377Z``) as an aware datetime."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return _millis(moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC))

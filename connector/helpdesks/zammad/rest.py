@@ -11,7 +11,11 @@ encodes (facts §4.1, §4.2):
   401 authentication, 422 validation **and** database errors (``StatementInvalid``, which
   includes deadlocks and lock-wait timeouts on the ticket row — those are worth retrying),
   500 anything else; for a non-admin caller an unexpected error's text is replaced by
-  ``"Error ID <id>: Please contact your administrator."``, the real one is in Zammad's log;
+  ``"Error ID <id>: Please contact your administrator."``, the real one is in Zammad's log.
+  The recommended integration user is not an admin, so a lock conflict on a write reaches it
+  only in that opaque form: on a write it is retried (see :func:`is_opaque_error`);
+* basic authentication is sent as UTF-8 (RFC 7617): Rails compares the decoded bytes with the
+  UTF-8 password, whereas ``requests``' own basic auth encodes Latin-1 (and fails on Cyrillic);
 * there is no general rate limit in Zammad itself; 429/502/503/504 come from proxies in front
   of it and are retried like every 5xx (:mod:`connector.helpdesks.http`);
 * Zammad never needs a redirect for API paths: a 3xx means the base URL is wrong (http vs
@@ -20,6 +24,7 @@ encodes (facts §4.1, §4.2):
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 import uuid
@@ -43,25 +48,49 @@ _LOCK_WORDS = re.compile(
     r"LockWaitTimeout|serializ(?:ation|able) failure",
     re.IGNORECASE,
 )
+#: What Zammad answers a caller without the ``admin`` permission when an error has no human
+#: text (facts §4.2; ``handles_errors.rb#humanize_error``: ``"Error ID " +
+#: SecureRandom.urlsafe_base64(6) + ": Please contact your administrator."``).
+_OPAQUE = re.compile(r"\bError ID [\w-]+: Please contact your administrator", re.IGNORECASE)
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Zammad's hint that an unrelated required attribute is empty (facts §4.4,
 #: ``validation/required.rb``): every API update validates all required fields.
 _REQUIRED = re.compile(r"is required but missing|required!", re.IGNORECASE)
 
 
-def auth_headers(
-    options: ZammadOptions, token: str
-) -> tuple[dict[str, str], tuple[str, str] | None]:
-    """The ``Authorization`` header (or basic-auth pair) for ``options.api_auth``."""
+def auth_headers(options: ZammadOptions, token: str) -> dict[str, str]:
+    """The ``Authorization`` header for ``options.api_auth``."""
     if options.api_auth == "bearer":
-        return {"Authorization": f"Bearer {token}"}, None
+        return {"Authorization": f"Bearer {token}"}
     if options.api_auth == "basic":
-        return {}, (options.api_user or "", token)
-    return {"Authorization": f"Token token={token}"}, None
+        return {"Authorization": basic_authorization(options.api_user or "", token)}
+    return {"Authorization": f"Token token={token}"}
+
+
+def basic_authorization(user: str, password: str) -> str:
+    """``Basic base64(user:password)`` with the credentials encoded as UTF-8 (RFC 7617 §2.1).
+
+    Not ``requests``' ``session.auth``: it encodes Latin-1, so a Cyrillic password raises
+    ``UnicodeEncodeError`` on every request and ``"päss"`` is sent as bytes Zammad does not
+    match (it compares the decoded bytes with the UTF-8 password).
+    """
+    credentials = f"{user}:{password}".encode()
+    return "Basic " + base64.b64encode(credentials).decode("ascii")
 
 
 def is_lock_error(text: str) -> bool:
     """Whether a 422's message is a database lock conflict rather than a validation error."""
     return bool(_LOCK_WORDS.search(text))
+
+
+def is_opaque_error(text: str) -> bool:
+    """Whether an error's text is Zammad's "Error ID …: Please contact your administrator."
+
+    Zammad answers that to a caller without the ``admin`` permission whenever the exception has
+    no human text, a lock conflict (``StatementInvalid``, 422) among them; the real message is
+    only in Zammad's log, under that id.
+    """
+    return bool(_OPAQUE.search(text))
 
 
 class ZammadApi:
@@ -90,12 +119,9 @@ class ZammadApi:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.source = f"zammad {name}"
-        headers, basic = auth_headers(options, token)
         self._owns_session = session is None
         self._session = session or new_session(timeout=timeout, verify_tls=verify_tls)
-        self._session.headers.update(headers)
-        if basic is not None:
-            self._session.auth = basic
+        self._session.headers.update(auth_headers(options, token))
         self._timeout = timeout
         self._verify_tls = verify_tls
 
@@ -110,7 +136,8 @@ class ZammadApi:
         """Send one request to ``/api/v1/...``; return the 2xx response and its record.
 
         Raises:
-            TransientError: connection trouble, timeouts, 408/429/5xx, and 422 lock conflicts.
+            TransientError: connection trouble, timeouts, 408/429/5xx, 422 lock conflicts and
+                a write's opaque 422 (see :func:`_refine`).
             PermanentError: other 4xx (with Zammad's ``error``/``error_human`` text) and 3xx.
         """
         kwargs: dict[str, Any] = {
@@ -188,12 +215,26 @@ def _classified(
 def _refine(
     error: TransientError | PermanentError, response: requests.Response
 ) -> TransientError | PermanentError:
-    """Zammad-specific classification on top of the shared one."""
+    """Zammad-specific classification on top of the shared one.
+
+    A 422 is a validation error (permanent) or a database error (facts §4.2, §4.4): a lock
+    conflict on the ticket row is worth retrying. An admin sees the database's message; anyone
+    else sees "Error ID …: Please contact your administrator.", so for a write that answer is
+    retried as a likely lock conflict — if it is something else, the job's attempts run out and
+    it ends dead with this message. A read takes no row lock: there it stays permanent.
+    """
     if response.status_code != 422 or isinstance(error, TransientError):
         return error
     text = error_text(response)
     if is_lock_error(text):
         return TransientError(f"{error} (database lock conflict in Zammad; retrying helps)")
+    method = (response.request.method if response.request is not None else None) or "GET"
+    if is_opaque_error(text) and method.upper() not in _READS:
+        return TransientError(
+            f"{error} (Zammad hides the cause from users without the admin permission; on a "
+            "write it is most often a database lock conflict, so it is retried; if it persists, "
+            "look the Error ID up in Zammad's production.log)"
+        )
     if _REQUIRED.search(text):
         return PermanentError(
             f"{error} (Zammad validates every attribute that is required on the edit screen "

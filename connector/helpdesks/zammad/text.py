@@ -168,11 +168,39 @@ class _TextExtractor(HTMLParser):
             self.parts.append(data)
 
 
+_SILENT_BLOCK = re.compile(
+    r"<(script|style|head|title|template)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL
+)
+_DECLARATION = re.compile(r"<!--.*?-->|<![^>]*>|<\?[^>]*>", re.DOTALL)  # also <![if …]>
+_BLOCK_TAG = re.compile(r"</?(?:" + "|".join(sorted(_BLOCKS)) + r")\b[^>]*>", re.IGNORECASE)
+_TAG = re.compile(r"</?[a-zA-Z][^>]*>")
+
+
 def html_to_text(markup: str) -> str:
-    """Readable text of an HTML article body: tags dropped, blocks on their own lines."""
+    """Readable text of an HTML article body: tags dropped, blocks on their own lines.
+
+    Never raises. Python's :mod:`html.parser` gives up with ``AssertionError`` on markup it
+    does not know, e.g. Outlook's conditional sections (``<![if !mso]>`` written as
+    ``<![if-mso[``) or ``<![ CDATA[``; mail clients send such bodies, and one odd e-mail must
+    not stop the ticket's SLA. Such a body falls back to :func:`_strip_tags`.
+    """
     parser = _TextExtractor()
-    parser.feed(markup)
-    parser.close()
-    joined = html.unescape("".join(parser.parts)).replace("\xa0", " ")
+    try:
+        parser.feed(markup)
+        parser.close()
+    except Exception:  # 3.11 raises AssertionError; older versions raised other types
+        joined = _strip_tags(markup)
+    else:
+        joined = "".join(parser.parts)
+    joined = html.unescape(joined).replace("\xa0", " ")
     lines = (re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in joined.split("\n"))
     return re.sub(r"\n{2,}", "\n", "\n".join(lines)).strip()
+
+
+def _strip_tags(markup: str) -> str:
+    """A plain tag strip for markup :mod:`html.parser` refuses: scripts, styles, comments and
+    ``<!…>`` sections dropped, block tags turned into line breaks, other tags removed."""
+    text = _SILENT_BLOCK.sub("", markup)
+    text = _DECLARATION.sub("", text)
+    text = _BLOCK_TAG.sub("\n", text)
+    return _TAG.sub("", text)

@@ -4,7 +4,10 @@ Every ``/api/v1`` request goes through what a real deployment has in front of th
 injected latency and faults first (a proxy or throttle answering before Rails: 502/503, or 429
 with ``Retry-After`` and Rack::Attack's text body ``Retry later``), then authentication (facts
 §4.1): ``Authorization: Token token=<token>`` (or ``Bearer <token>``) identifies the acting
-user; missing or unknown → **401**. ``From: <id|login|email>`` (or the deprecated
+user; missing or unknown → **401**. ``Basic base64(login:password)`` works for users given a
+password (:meth:`~connector.sandbox.zammad.server.SandboxServer.set_password`); the decoded
+bytes must be the UTF-8 password, as Rails compares them (``authenticates.rb``: wrong →
+401 ``Invalid BasicAuth credentials``). ``From: <id|login|email>`` (or the deprecated
 ``X-On-Behalf-Of``) acts as another user and needs an admin, else 403. Errors are
 ``{"error", "error_human"}`` (§4.2); a 422 without human text is opaque for non-admins.
 Unknown routes answer 404 like Rails' catch-all.
@@ -12,6 +15,8 @@ Unknown routes answer 404 like Rails' catch-all.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import json
 import re
@@ -79,6 +84,7 @@ class ZammadApi:
         faults: the fault plan consulted before authentication.
         calls: the log of served requests.
         tokens: API token → user id (looked up on every request, so tests may add tokens).
+        passwords: user id → password for basic authentication (also looked up every time).
         routes: (rule, method, handler) for every endpoint; a handler takes ``(core, call,
             **rule arguments)`` and returns (status, JSON body).
     """
@@ -90,11 +96,13 @@ class ZammadApi:
         calls: CallLog,
         tokens: Mapping[str, int],
         routes: Routes,
+        passwords: Mapping[int, str] | None = None,
     ) -> None:
         self._core = core
         self._faults = faults
         self._calls = calls
         self._tokens = tokens
+        self._passwords: Mapping[int, str] = passwords if passwords is not None else {}
         rules = []
         self._handlers: dict[str, Handler] = {}
         for index, (rule, method, handler) in enumerate(routes):
@@ -137,20 +145,24 @@ class ZammadApi:
         except ApiError as exc:
             human = exc.human
             if human is None and (actor_id is None or not self._core.store.is_admin(actor_id)):
-                human = f"Error ID {secrets.token_hex(3)}: Please contact your administrator."
-                return _json(exc.status, {"error": human, "error_human": human})
+                # handles_errors.rb#humanize_error: only "error", no "error_human"
+                opaque = f"Error ID {secrets.token_urlsafe(6)}: Please contact your administrator."
+                return _json(exc.status, {"error": opaque})
             return _json(exc.status, {"error": exc.error, "error_human": human or exc.error})
 
     def _authenticate(self, request: Request) -> int:
         scheme, _, credential = (request.headers.get("Authorization") or "").partition(" ")
         token = credential.strip()
-        if scheme.lower() == "token" and token.startswith("token="):
-            token = token.removeprefix("token=")
-        elif scheme.lower() != "bearer":
-            raise ApiError(401, "Authentication required", "Authentication required")
-        user_id = next(
-            (uid for known, uid in list(self._tokens.items()) if tokens_match(known, token)), None
-        )
+        user_id: int | None
+        if scheme.lower() == "basic":
+            user_id = self._basic_user(token)
+        else:
+            if scheme.lower() == "token" and token.startswith("token="):
+                token = token.removeprefix("token=")
+            elif scheme.lower() != "bearer":
+                raise ApiError(401, "Authentication required", "Authentication required")
+            tokens = list(self._tokens.items())
+            user_id = next((uid for known, uid in tokens if tokens_match(known, token)), None)
         store = self._core.store
         user = store.tables["User"].get(user_id) if user_id is not None else None
         if user is None or not user["active"]:
@@ -164,6 +176,30 @@ class ZammadApi:
         if other is None:
             raise ApiError(422, f"No such user '{behalf}'", f"No such user '{behalf}'")
         return int(other["id"])
+
+    def _basic_user(self, credential: str) -> int:
+        """The user whose login (or e-mail) and password the basic credentials carry."""
+        invalid = ApiError(401, "Invalid BasicAuth credentials", "Invalid BasicAuth credentials")
+        try:
+            decoded = base64.b64decode(credential, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise invalid from None
+        login, colon, password = decoded.partition(":")
+        wanted = login.strip().lower()
+        with self._core.store.lock:
+            user = next(
+                (
+                    row
+                    for row in self._core.store.tables["User"].values()
+                    if wanted
+                    and wanted in (str(row["login"]).lower(), str(row["email"] or "").lower())
+                ),
+                None,
+            )
+        expected = self._passwords.get(int(user["id"])) if user is not None else None
+        if user is None or not colon or expected is None or not tokens_match(expected, password):
+            raise invalid
+        return int(user["id"])
 
 
 def _params(request: Request) -> tuple[dict[str, Any], object]:

@@ -2,12 +2,18 @@
 
 Every error body is ``{"error": ..., "error_human": ...}``. Zammad derives ``error_human`` from
 the exception ("Validation failed: X" → "X"); when there is no human text and the caller is not
-an admin, it hides the message behind ``"Error ID <6 chars>: Please contact your
-administrator."`` (the real text is only in Zammad's log). :class:`ApiError` with
-``human=None`` reproduces that.
+an admin, it hides the message behind ``{"error": "Error ID <8 chars>: Please contact your
+administrator."}`` — no ``error_human``, the id is ``SecureRandom.urlsafe_base64(6)``, the real
+text is only in Zammad's log (``handles_errors.rb#humanize_error``). :class:`ApiError` with
+``human=None`` reproduces that. Database errors (``StatementInvalid``: deadlocks, lock-wait
+timeouts) are such errors: 422 without human text (:data:`DEADLOCK`).
 """
 
 from __future__ import annotations
+
+#: MySQL's deadlock as Rails reports it; a PostgreSQL lock timeout reads
+#: ``PG::LockNotAvailable: ERROR: canceling statement due to lock timeout``.
+DEADLOCK = "Mysql2::Error: Deadlock found when trying to get lock; try restarting transaction"
 
 
 class ApiError(Exception):

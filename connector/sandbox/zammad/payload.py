@@ -16,7 +16,9 @@ Facts §1.1, §2 and §0:
   WSGI server as Latin-1 mojibake), ``X-Zammad-Delivery``, ``X-Hub-Signature:
   sha1=<hex HMAC-SHA1 of the body>`` when a signature token is set and the body is not empty,
   basic auth when both user and password are set, ``Authorization: Bearer`` when a bearer
-  token is set (7.x).
+  token is set (7.x). Basic credentials are encoded as UTF-8: Ruby's ``Net::HTTP#basic_auth``
+  packs the (UTF-8) string ``"user:password"`` as base64 (``pack("m0")``), whereas ``requests``'
+  ``auth=`` would encode Latin-1 and fail on Cyrillic.
 * Custom payload (§2.2): ``#{object.attr.attr}`` placeholders in the JSON template; a
   placeholder that is a whole string and resolves to a number, boolean, list or hash is inserted
   as raw JSON; times render as ``2025-03-04 10:30:00 UTC``; nil as ``""``; an unknown path as
@@ -25,6 +27,7 @@ Facts §1.1, §2 and §0:
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import re
@@ -73,7 +76,6 @@ class Outgoing:
         headers: header name → value (bytes for values that may hold non-ASCII text).
         body: the exact bytes sent and signed.
         verify: the webhook's ``ssl_verify``.
-        auth: (user, password) for basic auth, if configured.
         trigger: the trigger's name, for the delivery log.
     """
 
@@ -82,7 +84,6 @@ class Outgoing:
     headers: dict[str, str | bytes]
     body: bytes
     verify: bool
-    auth: tuple[str, str] | None
     trigger: str
 
 
@@ -124,13 +125,15 @@ def render(store: Store, job: Job, base_url: str) -> Outgoing:
         if webhook["bearer_token"]:
             headers["Authorization"] = f"Bearer {webhook['bearer_token']}"
         user, password = webhook["basic_auth_username"], webhook["basic_auth_password"]
+        if user and password:  # with a bearer token too, basic wins (7.x order: not in the facts)
+            credentials = f"{user}:{password}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode("ascii")
         return Outgoing(
             method=str(webhook["http_method"]).upper(),
             url=str(webhook["endpoint"]),
             headers=headers,
             body=body,
             verify=bool(webhook["ssl_verify"]),
-            auth=(str(user), str(password)) if user and password else None,
             trigger=str(trigger["name"]),
         )
 

@@ -14,7 +14,15 @@ Zammad passes ``query`` to Elasticsearch's ``query_string`` (facts §4.4, e.g.
   ``owner.<attr>``, ``article.<attr>`` (any article). Text fields (title, note, article texts)
   match word-wise, others exactly (case-insensitive).
 
-Default order: ``updated_at`` descending (*inference*: not in the facts doc), ties by id.
+Times are indexed in whole milliseconds, as Zammad shows them (facts §2.1) and as
+Elasticsearch stores dates: a client that reads ``"updated_at": "…40.377Z"`` and asks for
+``updated_at:<=…40.377Z`` finds that ticket, whatever finer digits the sandbox's clock had.
+
+Paging (facts §4.4): ``limit``/``per_page`` (default 50, at most 200) and ``page`` (offset
+paging, so a ticket updated between two pages shifts the ones after it); ``sort_by`` and
+``order_by`` (``asc``/``desc``), first column only. Default order: ``updated_at`` descending
+(*inference*: not in the facts doc). Ties by id — Elasticsearch does not define an order among
+equal values, so a client must not rely on this one.
 """
 
 from __future__ import annotations
@@ -48,7 +56,7 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 def document(store: Store, ticket: Row) -> Doc:
     """Every searchable field of a ticket → its values."""
-    doc: Doc = {key: [value] for key, value in ticket.items() if value is not None}
+    doc: Doc = {key: [_indexed(value)] for key, value in ticket.items() if value is not None}
     for name in store.objects.columns("Ticket"):
         doc.setdefault(name, [])
     doc["tags"] = list(store.tags.get(ticket["id"], []))
@@ -58,7 +66,7 @@ def document(store: Store, ticket: Row) -> Doc:
             continue
         for key, value in row.items():
             if value is not None:
-                doc[f"{name}.{key}"] = [value]
+                doc[f"{name}.{key}"] = [_indexed(value)]
         if "name" in row:
             doc[name] = [row["name"]]
         elif table == "User":
@@ -66,7 +74,7 @@ def document(store: Store, ticket: Row) -> Doc:
     for article in store.tables["TicketArticle"].values():
         if article["ticket_id"] == ticket["id"]:
             for key, value in article.items():
-                doc.setdefault(f"article.{key}", []).append(value)
+                doc.setdefault(f"article.{key}", []).append(_indexed(value))
     return doc
 
 
@@ -88,7 +96,7 @@ def order(tickets: list[Row], sort_by: str | None, order_by: str | None) -> list
     descending = (order_by or "desc").split(",")[0].strip().lower() != "asc"
 
     def key(row: Row) -> tuple[bool, str, Any, int]:
-        value = row.get(column)
+        value = _indexed(row.get(column))
         return (
             value is not None,
             type(value).__name__,
@@ -97,6 +105,13 @@ def order(tickets: list[Row], sort_by: str | None, order_by: str | None) -> list
         )
 
     return sorted(tickets, key=key, reverse=descending)
+
+
+def _indexed(value: object) -> Any:
+    """A stored value as the search index holds it: times cut to whole milliseconds."""
+    if isinstance(value, dt.datetime):
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
+    return value
 
 
 class _Parser:

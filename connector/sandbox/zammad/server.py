@@ -25,6 +25,7 @@ from connector.sandbox.fake_faults import Faults
 from connector.sandbox.listener import HOST, Listener, ListeningSandbox
 from connector.sandbox.zammad import routes_admin, routes_tickets, views
 from connector.sandbox.zammad.api import Core, ZammadApi
+from connector.sandbox.zammad.errors import DEADLOCK
 from connector.sandbox.zammad.payload import Outgoing, render
 from connector.sandbox.zammad.state import Store
 from connector.sandbox.zammad.tickets import Tickets, Transaction
@@ -81,12 +82,13 @@ class SandboxServer(ListeningSandbox):
             INTEGRATION_LOGIN, firstname="SLA", lastname="Service", roles=("Agent",)
         )
         self._tokens: dict[str, int] = {}
+        self._passwords: dict[int, str] = {}
         default = {ADMIN_TOKEN: ADMIN_LOGIN, INTEGRATION_TOKEN: INTEGRATION_LOGIN}
         for token, login in (default if tokens is None else tokens).items():
             self.add_token(token, login)
         core = Core(self._store, self._tickets, self._automation)
         routes = (*routes_tickets.ROUTES, *routes_admin.ROUTES)
-        app = ZammadApi(core, self.faults, self._calls, self._tokens, routes)
+        app = ZammadApi(core, self.faults, self._calls, self._tokens, routes, self._passwords)
         self._listener = Listener(app, "zammad-sandbox")
 
     # --- lifecycle (pause, resume and the context manager: ListeningSandbox) ---------------
@@ -128,6 +130,20 @@ class SandboxServer(ListeningSandbox):
             self._tokens[token] = int(user["id"])
             return int(user["id"])
 
+    def set_password(self, login: str, password: str) -> int:
+        """Let user ``login`` (created as an agent if new) use basic auth; returns the id.
+
+        Facts §4.1: ``Authorization: Basic base64(user:pass)`` with the setting
+        ``api_password_access`` on (Zammad's default). Any Unicode password is fine: it is
+        compared with the UTF-8 bytes the client sent.
+        """
+        if not password:
+            raise ValueError("a password must not be empty")
+        with self._store.lock:
+            user = self._store.find_user(login) or self._store.add_user(login, roles=("Agent",))
+            self._passwords[int(user["id"])] = password
+            return int(user["id"])
+
     def grant_admin(self, login: str) -> None:
         """Give user ``login`` the Admin role (e.g. to run setup with the integration token)."""
         with self._store.lock:
@@ -144,6 +160,20 @@ class SandboxServer(ListeningSandbox):
             if user is None:
                 raise KeyError(ref)
             return int(user["id"])
+
+    # --- faults inside Zammad ----------------------------------------------------------------
+
+    def lock_conflict_next(self, n: int = 1, *, message: str = DEADLOCK) -> None:
+        """The next ``n`` REST ticket updates lose the row lock (``ticket.with_lock``).
+
+        Zammad answers 422 with ``message`` to an admin and ``{"error": "Error ID <id>: Please
+        contact your administrator."}`` to everyone else, the integration user included
+        (facts §4.2, §4.4). Unlike :attr:`faults`, this happens inside Zammad: after
+        authentication, only for ticket updates through the API (``PUT /api/v1/tickets/:id``,
+        ``POST /api/v1/ticket_articles``), and nothing is written.
+        """
+        with self._store.lock:
+            self._tickets.lock_conflicts.extend([message] * n)
 
     # --- observation -----------------------------------------------------------------------
 

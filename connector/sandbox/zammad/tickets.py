@@ -12,7 +12,9 @@ Update semantics reproduced (facts §4.4, ``tickets_controller#update``):
   so treat them as read-only);
 * attribute validation (past/future datetimes, select options, ISO times, fields the ``edit``
   screen marks required) applies to API writes that change something;
-* no optimistic locking: writers serialize on one lock, the last write wins;
+* no optimistic locking: writers serialize on one lock, the last write wins; a lock conflict
+  (deadlock, lock-wait timeout) is ``StatementInvalid`` → 422 without human text, i.e. opaque
+  for non-admins (:meth:`Tickets.update` raises the queued :attr:`Tickets.lock_conflicts`);
 * every create and every update with a change is a **transaction** that runs the triggers
   (including updates by the integration user, §3); an update that changes nothing is no
   transaction (*inference*: Rails saves nothing and Zammad's observer sees no changes);
@@ -85,6 +87,8 @@ class Tickets:
     def __init__(self, store: Store, dispatch: Callable[[Transaction], None]) -> None:
         self._store = store
         self._dispatch = dispatch
+        #: messages of the lock conflicts the next REST updates run into, oldest first
+        self.lock_conflicts: list[str] = []
 
     def create(self, params: Mapping[str, Any], actor_id: int, *, api: bool) -> Row:
         """A new ticket with its first article (``params["article"]``) → ``create`` triggers."""
@@ -123,6 +127,8 @@ class Tickets:
         store = self._store
         with store.lock:
             row = store.get("Ticket", ticket_id)
+            if api and self.lock_conflicts:  # ``ticket.with_lock`` lost: StatementInvalid
+                raise ApiError(422, self.lock_conflicts.pop(0), None)
             values = self._clean(params, actor_id, api=api, current=row)
             if "preferences" in values:
                 values["preferences"] = {**row["preferences"], **values["preferences"]}

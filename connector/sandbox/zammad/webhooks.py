@@ -83,7 +83,6 @@ class WebhookSender(DeliveryQueue[Job]):
                     request.url,
                     data=request.body,
                     headers=request.headers,
-                    auth=request.auth,
                     verify=request.verify,
                     timeout=self.timeouts,
                     allow_redirects=False,

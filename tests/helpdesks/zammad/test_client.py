@@ -10,18 +10,26 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+import responses
 
 from connector.errors import PermanentError, TransientError
 from connector.helpdesks.base import HelpdeskAdapter, WritePlan
 from connector.helpdesks.zammad import ZammadAdapter, ZammadApi, load_options
 from connector.policy.ticket import Party
-from connector.sandbox.zammad import ZammadSandbox
+from connector.sandbox.zammad import ADMIN_TOKEN, ZammadSandbox
 from tests.clock import Clock
 
-from .conftest import API_TOKEN, customer_attributes, managed_attributes, zammad_instance
+from .conftest import (
+    API_TOKEN,
+    DUE_OPTION,
+    customer_attributes,
+    managed_attributes,
+    zammad_instance,
+)
 
 DUE = "2026-03-02T12:00:00Z"
 
@@ -57,6 +65,17 @@ def make_adapter(
     parsed = load_options(instance, {})
     api = ZammadApi("main", zammad.base_url, token, parsed, timeout=5, session=session)
     return ZammadAdapter("main", api, parsed)
+
+
+ZAMMAD = "https://zammad.example"
+SEARCH = f"{ZAMMAD}/api/v1/tickets/search"
+
+
+def _offline_adapter() -> ZammadAdapter:
+    """An adapter of ``ZAMMAD``, for answers ``responses`` makes up."""
+    instance = zammad_instance(ZAMMAD)
+    parsed = load_options(instance, {})
+    return ZammadAdapter("main", ZammadApi("main", ZAMMAD, API_TOKEN, parsed, timeout=5), parsed)
 
 
 @pytest.fixture
@@ -178,6 +197,15 @@ def test_an_agent_opened_phone_ticket_uses_its_first_article(
     assert adapter.read(str(ticket["id"])).body == "Клиент: сайт лежит"
 
 
+def test_an_article_html_parser_cannot_parse_is_read_as_stripped_text(
+    zammad: ZammadSandbox, adapter: ZammadAdapter
+) -> None:
+    bob = zammad.add_customer("bob@example.org")
+    body = "<div>Hello</div><![if-mso[ x ]]><div>db down</div>"  # Outlook conditional section
+    ticket = zammad.create_ticket("Письмо из Outlook", customer=bob["id"], body=body)
+    assert adapter.read(str(ticket["id"])).body == "Hello\ndb down"
+
+
 # --- apply ----------------------------------------------------------------------------------
 
 
@@ -250,6 +278,57 @@ def test_tags_outside_the_prefix_are_never_touched(
         adapter.apply(WritePlan(ticket_id=str(ticket_id), remove_tags=("vip",)))
     assert zammad.calls() == []
     assert zammad.tags(ticket_id) == ["vip"]
+
+
+def test_an_attribute_zammad_drops_is_a_permanent_error_naming_it_and_the_fix(
+    zammad: ZammadSandbox, session: KeepingSession
+) -> None:
+    customer_attributes(zammad)
+    zammad.add_attribute("Ticket", "bitrix_sla_tier", "select", {"options": {"partner": "P"}})
+    zammad.add_attribute("Ticket", "bitrix_sla_due_at", "datetime", DUE_OPTION, migrate=False)
+    client = make_adapter(zammad, session)
+    ticket_id = studio_ticket(zammad)
+    plan = WritePlan(
+        ticket_id=str(ticket_id),
+        fields={"sla_due_at": DUE, "sla_tier": "partner"},
+        add_tags=("sla:tier:partner",),
+    )
+    with pytest.raises(
+        PermanentError,
+        match=r"zammad main: PUT /api/v1/tickets/\d+ -> 200, but Zammad dropped the ticket "
+        r"attribute\(s\) 'bitrix_sla_due_at' \(options.due_at_attribute\): no such attribute, "
+        r"or not migrated yet.*`bitrix-sla setup zammad --instance main --apply`",
+    ):
+        client.apply(plan)
+    assert zammad.ticket(ticket_id)["bitrix_sla_tier"] == "partner"  # a known one is written
+    assert zammad.tags(ticket_id) == []  # the plan stops at the failed PUT
+    zammad.execute_migrations()
+    client.apply(plan)
+    assert zammad.ticket(ticket_id)["bitrix_sla_due_at"] == "2026-03-02T12:00:00.000Z"
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "answer"),
+    [
+        (200, {"id": 5, "bitrix_sla_tier": "commercial"}),  # pre-trigger value (#6255)
+        (200, {"id": 5, "bitrix_sla_tier": None}),
+        (200, b""),  # not a ticket: nothing to judge by
+        (200, b"true"),
+    ],
+)
+@responses.activate
+def test_only_the_put_answers_keys_are_judged_never_its_values(
+    status: int, answer: dict[str, Any] | bytes
+) -> None:
+    url = f"{ZAMMAD}/api/v1/tickets/5"
+    if isinstance(answer, bytes):
+        responses.add(responses.PUT, url, status=status, body=answer)
+    else:
+        responses.add(responses.PUT, url, status=status, json=answer)
+    client = _offline_adapter()
+    calls = client.apply(WritePlan(ticket_id="5", fields={"sla_tier": "partner"}))
+    assert [(c.method, c.status) for c in calls] == [("PUT", 200)]
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -353,6 +432,34 @@ def test_a_wrong_token_is_permanent_and_not_echoed(zammad: ZammadSandbox) -> Non
     assert "wrong-token-0123" not in str(caught.value)
 
 
+def test_a_lock_conflict_zammad_hides_from_a_non_admin_is_transient(
+    zammad: ZammadSandbox, adapter: ZammadAdapter
+) -> None:
+    ticket_id = studio_ticket(zammad)
+    zammad.lock_conflict_next(1)
+    plan = WritePlan(ticket_id=str(ticket_id), fields={"sla_tier": "partner"})
+    with pytest.raises(
+        TransientError,
+        match=r"PUT /api/v1/tickets/\d+ -> 422 .*: Error ID [\w-]+: Please contact your "
+        r"administrator\. \(Zammad hides the cause .* database lock conflict, so it is retried",
+    ):
+        adapter.apply(plan)
+    assert zammad.ticket(ticket_id)["bitrix_sla_tier"] is None
+    adapter.apply(plan)  # the retry goes through
+    assert zammad.ticket(ticket_id)["bitrix_sla_tier"] == "partner"
+
+
+def test_an_admin_sees_the_same_lock_conflict_as_such(zammad: ZammadSandbox) -> None:
+    customer_attributes(zammad)
+    managed_attributes(zammad)
+    client = make_adapter(zammad, token=ADMIN_TOKEN)
+    ticket_id = studio_ticket(zammad)
+    zammad.lock_conflict_next(1)
+    with pytest.raises(TransientError, match=r"Deadlock found.*database lock conflict"):
+        client.apply(WritePlan(ticket_id=str(ticket_id), fields={"sla_tier": "partner"}))
+    client.close()
+
+
 def test_an_opaque_error_for_non_admins_is_kept_readable(
     zammad: ZammadSandbox, adapter: ZammadAdapter
 ) -> None:
@@ -397,6 +504,124 @@ def test_changed_since_a_time_skips_older_tickets(
     zammad.add_tag(old, "emergency-confirmed")  # a tag touches updated_at: found again
     assert list(adapter.changed_since(since)) == [str(new), str(old)]
     assert list(adapter.changed_since(clock.advance(minutes=1))) == []
+
+
+def searches(session: KeepingSession) -> list[str]:
+    return [r.url or "" for r in session.sent if "/tickets/search" in (r.url or "")]
+
+
+def test_changed_since_lists_every_ticket_while_our_writes_move_them(
+    zammad: ZammadSandbox, adapter: ZammadAdapter, session: KeepingSession, clock: Clock
+) -> None:
+    """Each listed ticket is written back at once, as the worker does while the sweep runs: it
+    moves behind all the others. Offset paging then skipped a whole page for good."""
+    bob = zammad.add_customer("bob@example.org")
+    ids = []
+    for number in range(300):
+        clock.advance(seconds=1)
+        ids.append(zammad.create_ticket(f"T{number}", customer=bob["id"])["id"])
+    session.sent.clear()
+    listed = []
+    for ticket_id in adapter.changed_since(None):
+        listed.append(int(ticket_id))
+        clock.advance(seconds=1)
+        adapter.apply(WritePlan(ticket_id=ticket_id, fields={"sla_tier": "partner"}))
+    assert sorted(listed) == ids  # every one, once
+    assert not any("page=" in url for url in searches(session))
+
+
+def test_changed_since_finds_the_ticket_behind_one_an_agent_updated_mid_sweep(
+    zammad: ZammadSandbox, adapter: ZammadAdapter, clock: Clock
+) -> None:
+    bob = zammad.add_customer("bob@example.org")
+    ids = []
+    for number in range(250):
+        clock.advance(seconds=1)
+        ids.append(zammad.create_ticket(f"T{number}", customer=bob["id"])["id"])
+    since = clock.now - dt.timedelta(hours=1)
+    listed = []
+    for ticket_id in adapter.changed_since(since):
+        listed.append(int(ticket_id))
+        if len(listed) == 200:  # first page read; three of its tickets change meanwhile
+            clock.advance(seconds=1)
+            for touched in ids[:3]:
+                zammad.update_ticket(touched, title="changed while sweeping")
+    assert sorted(listed) == ids
+
+
+def test_changed_since_walks_many_tickets_sharing_one_updated_at(
+    zammad: ZammadSandbox, adapter: ZammadAdapter, session: KeepingSession, clock: Clock
+) -> None:
+    """450 tickets changed in the same millisecond (a bulk action): time cannot page them, ids
+    do; three of them change again mid-sweep. The sweep ends, and lists each once."""
+    bob = zammad.add_customer("bob@example.org")
+    ids = [zammad.create_ticket(f"T{n}", customer=bob["id"])["id"] for n in range(450)]
+    session.sent.clear()
+    listed = []
+    for ticket_id in adapter.changed_since(None):
+        listed.append(int(ticket_id))
+        if len(listed) == 200:
+            clock.advance(seconds=1)
+            for touched in ids[:3]:
+                zammad.update_ticket(touched, title="changed while sweeping")
+    assert sorted(listed) == ids
+    urls = searches(session)
+    # 200 by time, the same instant again, that instant by id (3 pages), then after it
+    assert len(urls) == 6
+    assert sum("sort_by=id" in url for url in urls) == 3
+
+
+def test_changed_since_asks_for_the_newest_time_read_with_milliseconds(
+    zammad: ZammadSandbox, adapter: ZammadAdapter, session: KeepingSession, clock: Clock
+) -> None:
+    bob = zammad.add_customer("bob@example.org")
+    clock.advance(microseconds=377_912)
+    for number in range(201):
+        clock.advance(seconds=1)
+        zammad.create_ticket(f"T{number}", customer=bob["id"])
+    newest_of_first_page = zammad.ticket(200)["updated_at"]
+    assert newest_of_first_page == "2026-03-02T07:03:20.377Z"
+    session.sent.clear()
+    assert len(list(adapter.changed_since(None))) == 201
+    second = parse_qs(urlsplit(searches(session)[1]).query)["query"]
+    assert second == [
+        'state.name:("new" OR "open" OR "pending reminder" OR "pending close") '
+        "AND updated_at:>=2026-03-02T07\\:03\\:20.377Z"
+    ]
+
+
+def _answer(ids: list[int], updated_at: str | None = "2026-03-02T07:00:00.000Z") -> Any:
+    ticket = {} if updated_at is None else {"updated_at": updated_at}
+    return {
+        "tickets": ids,
+        "tickets_count": len(ids),
+        "assets": {"Ticket": {str(i): {"id": i, **ticket} for i in ids}},
+    }
+
+
+@responses.activate
+def test_a_search_answer_without_updated_at_is_refused() -> None:
+    responses.add(responses.GET, SEARCH, json=_answer([7], updated_at=None))
+    with pytest.raises(PermanentError, match="no readable updated_at for ticket 7"):
+        list(_offline_adapter().changed_since(None))
+
+
+@responses.activate
+def test_the_expanded_search_answer_is_read_too() -> None:
+    expanded = [{"id": 7, "updated_at": "2026-03-02T07:00:00.000Z"}, {"id": 8, "updated_at": "x"}]
+    responses.add(responses.GET, SEARCH, json=expanded[:1])
+    assert list(_offline_adapter().changed_since(None)) == ["7"]
+    responses.replace(responses.GET, SEARCH, json=expanded)
+    with pytest.raises(PermanentError, match="no readable updated_at for ticket 8 \\(got 'x'\\)"):
+        list(_offline_adapter().changed_since(None))
+
+
+@responses.activate
+def test_a_search_that_ignores_its_conditions_ends_in_an_error_not_a_loop() -> None:
+    responses.add(responses.GET, SEARCH, json=_answer(list(range(1, 201))))
+    with pytest.raises(PermanentError, match="does not honour the id condition"):
+        list(_offline_adapter().changed_since(None))
+    assert len(responses.calls) == 4  # by time, the same instant again, by id twice
 
 
 def test_the_search_query_escapes_the_time(adapter: ZammadAdapter) -> None:

@@ -361,6 +361,20 @@ def test_an_api_outage_converges_after_resume(stack: Stack) -> None:
     assert stack.writes().count(("PUT", f"/api/v1/tickets/{ticket_id}")) == 1
 
 
+def test_lock_conflicts_the_integration_user_sees_only_as_error_ids_converge(
+    stack: Stack,
+) -> None:
+    zammad = stack.zammad
+    zammad.lock_conflict_next(2)  # the integration user is no admin: "Error ID …" only
+    who = customer(zammad, "ana@studio.example", "partner")
+    ticket_id = int(zammad.create_ticket("Вопрос", customer=who, body=QUESTION)["id"])
+    stack.converged(ticket_id, "partner-standard")
+    puts = [c.status for c in zammad.calls("PUT", ticket_id)]
+    assert puts == [422, 422, 200]
+    assert stack.outcomes(ticket_id)[-1] == "applied"
+    assert stack.service.store.counts()["dead"] == 0
+
+
 def test_503s_converge(stack: Stack) -> None:
     zammad = stack.zammad
     zammad.faults.fail_for(1.0, status=503)

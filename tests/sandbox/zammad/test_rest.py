@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 
@@ -28,7 +29,7 @@ def zammad() -> Iterator[ZammadSandbox]:
     ("authorization", "error"),
     [
         (None, "Authentication required"),
-        ("Basic dXNlcjpwYXNz", "Authentication required"),
+        ("Basic dXNlcjpwYXNz", "Invalid BasicAuth credentials"),  # user:pass, unknown user
         ("Token token=wrong", "Invalid token!"),
         ("Token token=", "Invalid token!"),
         ("Bearer wrong", "Invalid token!"),
@@ -51,6 +52,38 @@ def test_token_and_bearer_identify_the_acting_user(zammad: ZammadSandbox, scheme
     headers = {"Authorization": scheme.format(INTEGRATION_TOKEN)}
     me = client("GET", "/api/v1/users/me", headers=headers).json()
     assert (me["id"], me["login"]) == (zammad.integration_user_id, "sla-bot@example.com")
+    client.close()
+
+
+@pytest.mark.parametrize("password", ["пароль", "päss", "a:b"])
+def test_basic_auth_takes_the_utf8_password_of_a_login_or_email(
+    zammad: ZammadSandbox, password: str
+) -> None:
+    zammad.set_password("sla-bot@example.com", password)
+    client = Api(zammad.base_url, token=None)
+    for login in ("sla-bot@example.com", "SLA-BOT@example.com"):
+        pair = base64.b64encode(f"{login}:{password}".encode()).decode()
+        me = client("GET", "/api/v1/users/me", headers={"Authorization": f"Basic {pair}"})
+        assert (me.status_code, me.json()["id"]) == (200, zammad.integration_user_id)
+    client.close()
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        "sla-bot@example.com:päss".encode("latin-1"),  # what requests' auth= sends
+        b"sla-bot@example.com:wrong",
+        b"sla-bot@example.com",
+        b"admin@example.com:p\xc3\xa4ss",  # no password set for the admin
+    ],
+)
+def test_basic_auth_refuses_other_bytes(zammad: ZammadSandbox, credentials: bytes) -> None:
+    zammad.set_password("sla-bot@example.com", "päss")
+    client = Api(zammad.base_url, token=None)
+    pair = base64.b64encode(credentials).decode()
+    answer = client("GET", "/api/v1/users/me", headers={"Authorization": f"Basic {pair}"})
+    error = "Invalid BasicAuth credentials"
+    assert (answer.status_code, answer.json()) == (401, {"error": error, "error_human": error})
     client.close()
 
 

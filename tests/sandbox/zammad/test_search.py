@@ -50,6 +50,29 @@ def test_open_states_and_updated_since(
     assert ids(api, query=before, sort_by="id", order_by="asc") == [2]
 
 
+def test_times_are_searched_in_the_milliseconds_zammad_shows(
+    zammad: ZammadSandbox, api: Api, clock: Clock
+) -> None:
+    clock.advance(microseconds=377_912)
+    first = customer_ticket(zammad)
+    clock.advance(microseconds=50)  # the same millisecond
+    second = customer_ticket(zammad)
+    shown = zammad.ticket(first)["updated_at"]
+    assert shown == zammad.ticket(second)["updated_at"] == "2026-03-02T09:00:00.377Z"
+    moment = shown.replace(":", "\\:")
+    exact = f"updated_at:>={moment} AND updated_at:<={moment}"
+    assert ids(api, query=exact, sort_by="id", order_by="asc") == [first, second]
+    assert ids(api, query=f"updated_at:>{moment}") == []
+    assert ids(api, query=f"updated_at:>={moment}", sort_by="updated_at", order_by="desc") == [
+        second,
+        first,
+    ]  # equal times: by id (Elasticsearch leaves their order open)
+
+
+def test_id_ranges_page_by_id(zammad: ZammadSandbox, api: Api, tickets: list[int]) -> None:
+    assert ids(api, query="id:>2", sort_by="id", order_by="asc") == [3, 4, 5]
+
+
 def test_default_order_is_updated_at_descending(
     zammad: ZammadSandbox, api: Api, clock: Clock, tickets: list[int]
 ) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
 
 from connector.sandbox.zammad import ADMIN_TOKEN, ZammadSandbox
+from connector.sandbox.zammad.errors import DEADLOCK
 from tests.clock import Clock
 from tests.sandbox.zammad import Api, customer_ticket, due_attribute, idle_webhook, tier_attribute
 
@@ -123,6 +125,26 @@ def test_unknown_names_are_opaque_for_non_admins(zammad: ZammadSandbox, api: Api
     answer = admin("PUT", f"/api/v1/tickets/{ticket_id}", json={"priority": "9 apocalyptic"})
     assert answer.json()["error"] == "No lookup value found for 'priority': '9 apocalyptic'"
     admin.close()
+
+
+def test_a_lock_conflict_is_a_422_opaque_to_non_admins_and_writes_nothing(
+    zammad: ZammadSandbox, api: Api
+) -> None:
+    ticket_id = customer_ticket(zammad)
+    zammad.lock_conflict_next(2)
+    zammad.update_ticket(ticket_id, title="an agent in the UI is not affected")
+    status, body = put(api, ticket_id, {"title": "first try"})
+    assert status == 422
+    assert list(body) == ["error"]  # handles_errors.rb: no error_human
+    assert re.fullmatch(r"Error ID [\w-]{8}: Please contact your administrator\.", body["error"])
+    with Api(zammad.base_url, ADMIN_TOKEN) as admin:
+        answer = admin("PUT", f"/api/v1/tickets/{ticket_id}", json={"title": "as admin"})
+    assert (answer.status_code, answer.json()) == (
+        422,
+        {"error": DEADLOCK, "error_human": DEADLOCK},
+    )
+    assert zammad.ticket(ticket_id)["title"] == "an agent in the UI is not affected"
+    assert put(api, ticket_id, {"title": "second try"})[0] == 200
 
 
 def test_preferences_are_merged(zammad: ZammadSandbox, api: Api) -> None:

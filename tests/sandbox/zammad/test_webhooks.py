@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import uuid
@@ -224,6 +225,19 @@ def test_basic_auth_bearer_and_http_method(zammad: ZammadSandbox, sink: Sink) ->
     wait_until(lambda: zammad.webhooks_sent == 2)
     assert sink.received[0].authorization == "Basic emFtbWFkOnB3"
     assert (sink.received[1].method, sink.received[1].authorization) == ("PUT", "Bearer tok")
+
+
+@pytest.mark.parametrize("password", ["пароль", "päss"])
+def test_basic_auth_credentials_are_sent_as_utf8(
+    zammad: ZammadSandbox, sink: Sink, password: str
+) -> None:
+    """Ruby's ``Net::HTTP#basic_auth`` base64-encodes the UTF-8 string; ``requests``' ``auth=``
+    encoded Latin-1 (``päss`` as other bytes) or raised on Cyrillic."""
+    hook(zammad, sink, basic_auth_username="zammad", basic_auth_password=password)
+    customer_ticket(zammad)
+    wait_until(lambda: zammad.webhooks_sent == 1)  # accepted, not failed in the sender
+    credentials = base64.b64encode(f"zammad:{password}".encode()).decode()
+    assert [got.authorization for got in sink.received] == [f"Basic {credentials}"]
 
 
 def test_webhooks_over_rest_mask_secrets(zammad: ZammadSandbox, sink: Sink) -> None:
