@@ -13,7 +13,10 @@ The rules that make it safe (see ``docs/pipeline-notes.md`` in the shared folder
 * On PostgreSQL several replicas reap and end runs at once: each such write locks its row
   first (``FOR UPDATE``; the reaper skips rows locked by others) and is fenced on what it read,
   so a job is requeued once, never merged into itself, and never while its lease is renewed.
-* Failures requeue with exponential backoff and jitter, or go ``dead`` with the reason.
+* Failures requeue with exponential backoff and jitter, or go ``dead`` with the reason. A
+  requeue that loses a race with an ingest of the same ticket is run again (``_ending``).
+* Retention keeps a job's audit rows while the job is not ``done``: a dead letter keeps its
+  history until it is replayed and done.
 """
 
 from __future__ import annotations
@@ -26,12 +29,16 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import (
+    Column,
+    ColumnElement,
     Engine,
     Row,
+    Subquery,
+    Table,
     and_,
     case,
     delete,
@@ -40,6 +47,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -58,6 +66,7 @@ from connector.text import storable
 Status = Literal["queued", "running", "done", "dead"]
 STATUSES: tuple[Status, ...] = ("queued", "running", "done", "dead")
 Clock = Callable[[], dt.datetime]
+_T = TypeVar("_T")
 
 
 def utcnow() -> dt.datetime:
@@ -146,6 +155,10 @@ def _may_exist(row_id: int) -> bool:
 #: lock on a 2-vCPU VM); between two, retention pauses as long as the last one took
 PURGE_CHUNK_ROWS = 200
 
+#: how many times :meth:`JobStore.fail` and :meth:`JobStore.reap` run their transaction when it
+#: loses a race with an ingest of the same ticket (see :meth:`JobStore._ending`)
+ENDING_TRIES = 3
+
 
 class Tick(BaseModel):
     """This replica's run of a periodic task: the tick's time, and where the run starts from.
@@ -215,6 +228,30 @@ class _Pending:
 
 def job_key(kind: str, instance: str, ticket_id: str) -> str:
     return f"{kind}:{instance}:{ticket_id}"
+
+
+class _Retained(NamedTuple):
+    """A table retention deletes from: its rows whose time ``at`` is older than the cutoff go,
+    but only those for which ``deletable`` (if any) holds, given the chunk of old rows being
+    deleted, which has the table's ``id`` and ``columns``."""
+
+    table: Table
+    at: Column[dt.datetime]
+    columns: tuple[Column[Any], ...] = ()
+    deletable: Callable[[Subquery], ColumnElement[bool]] | None = None
+
+
+_RETENTION = (
+    _Retained(events, events.c.received_at),
+    _Retained(jobs, jobs.c.finished_at, (jobs.c.status,), lambda chunk: chunk.c.status == "done"),
+    # a job's audit rows stay until it is done: a dead letter's until it is replayed and done
+    _Retained(
+        decisions,
+        decisions.c.finished_at,
+        (decisions.c.job_id,),
+        lambda chunk: ~exists().where(jobs.c.id == chunk.c.job_id, jobs.c.status != "done"),
+    ),
+)
 
 
 class JobStore:
@@ -722,30 +759,66 @@ class JobStore:
         )
         return result.rowcount == 1
 
+    def _ending(self, end: Callable[[Connection], _T]) -> _T:
+        """Run ``end`` (a failed run's end, a round of the reaper) in a write transaction, and
+        again from the start, up to :data:`ENDING_TRIES` times in all, when a queued job of the
+        ticket got in its way.
+
+        On PostgreSQL an ingest may be storing a queued job for the ticket, not committed yet:
+        :meth:`_requeue` cannot see it, so it puts the ended job back as the ticket's queued
+        job, and that UPDATE waits for the ingest and then fails on the one-queued-job index
+        (``IntegrityError``) once the ingest commits. The whole transaction, audit row included,
+        is rolled back; run again, it finds the ingest's job and merges into it. (The run's end
+        used to be lost: the job stayed running until its lease expired.) On SQLite the ingest
+        holds the write lock until it commits, so the race cannot happen."""
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                with self._write() as connection:
+                    return end(connection)
+            except IntegrityError:
+                if tries >= ENDING_TRIES:
+                    raise
+
     def fail(
         self, job: Job, worker: str, error: str, *, permanent: bool, record: RunRecord
     ) -> Status:
-        """End a failed run: back to the queue with backoff, or ``dead``. Returns the status."""
+        """End a failed run: back to the queue with backoff, or ``dead``. Returns the status.
+
+        The audit row is written once, in the transaction that ends the run."""
         error = storable(error)  # it may quote the helpdesk's answer
-        with self._write() as connection:
-            now = self.now(connection)
-            fence = self._fenced(job, worker)
-            # locked until the commit: a reaper skips the row rather than requeue it meanwhile
-            current = connection.execute(self._locking(select(jobs).where(fence))).first()
-            if current is None:  # lease lost: the reaper already requeued it
-                self._record(connection, job, record)
-                return "queued"
-            job = self._job(current)
-            dead = permanent or self.backoff.gives_up(job.attempts, job.created_at, now)
-            if dead:
-                why = error if permanent else f"gave up after {job.attempts} attempts: {error}"
-                ended = self._mark_dead(connection, fence, why, now)
-                self._record(connection, job, record.model_copy(update={"outcome": "dead"}))
-                return "dead" if ended else "queued"
-            delay = self.backoff.delay(job.attempts)
-            self._requeue(connection, job, fence, now + dt.timedelta(seconds=delay), error)
+        return self._ending(
+            lambda connection: self._fail(connection, job, worker, error, permanent, record)
+        )
+
+    def _fail(
+        self,
+        connection: Connection,
+        job: Job,
+        worker: str,
+        error: str,
+        permanent: bool,
+        record: RunRecord,
+    ) -> Status:
+        now = self.now(connection)
+        fence = self._fenced(job, worker)
+        # locked until the commit: a reaper skips the row rather than requeue it meanwhile
+        current = connection.execute(self._locking(select(jobs).where(fence))).first()
+        if current is None:  # lease lost: the reaper already requeued it
             self._record(connection, job, record)
             return "queued"
+        job = self._job(current)
+        dead = permanent or self.backoff.gives_up(job.attempts, job.created_at, now)
+        if dead:
+            why = error if permanent else f"gave up after {job.attempts} attempts: {error}"
+            ended = self._mark_dead(connection, fence, why, now)
+            self._record(connection, job, record.model_copy(update={"outcome": "dead"}))
+            return "dead" if ended else "queued"
+        delay = self.backoff.delay(job.attempts)
+        self._requeue(connection, job, fence, now + dt.timedelta(seconds=delay), error)
+        self._record(connection, job, record)
+        return "queued"
 
     def reap(self) -> int:
         """Requeue running jobs whose lease expired (their worker died); returns how many.
@@ -755,28 +828,30 @@ class JobStore:
         left alone. On PostgreSQL the rows are locked as they are read, skipping those another
         transaction holds (a worker ending or renewing the run, another reaper), in the order
         of their keys, as the ingest path takes them."""
-        with self._write() as connection:
-            now = self.now(connection)
-            expired = connection.execute(
-                self._locking(
-                    select(jobs)
-                    .where(jobs.c.status == "running", jobs.c.lease_until < now)
-                    .order_by(jobs.c.key, jobs.c.id),
-                    skip_locked=True,
-                )
-            ).all()
-            reaped = 0
-            for row in expired:
-                job = self._job(row)
-                fence = and_(self._fenced(job, job.locked_by), jobs.c.lease_until < now)
-                message = f"lease expired (worker {job.locked_by} stopped)"
-                if self.backoff.gives_up(job.attempts, job.created_at, now):
-                    why = f"gave up after {job.attempts} attempts: {message}"
-                    ended = self._mark_dead(connection, fence, why, now)
-                else:
-                    ended = self._requeue(connection, job, fence, now, message)
-                reaped += int(ended)
-            return reaped
+        return self._ending(self._reap)
+
+    def _reap(self, connection: Connection) -> int:
+        now = self.now(connection)
+        expired = connection.execute(
+            self._locking(
+                select(jobs)
+                .where(jobs.c.status == "running", jobs.c.lease_until < now)
+                .order_by(jobs.c.key, jobs.c.id),
+                skip_locked=True,
+            )
+        ).all()
+        reaped = 0
+        for row in expired:
+            job = self._job(row)
+            fence = and_(self._fenced(job, job.locked_by), jobs.c.lease_until < now)
+            message = f"lease expired (worker {job.locked_by} stopped)"
+            if self.backoff.gives_up(job.attempts, job.created_at, now):
+                why = f"gave up after {job.attempts} attempts: {message}"
+                ended = self._mark_dead(connection, fence, why, now)
+            else:
+                ended = self._requeue(connection, job, fence, now, message)
+            reaped += int(ended)
+        return reaped
 
     # -- dead letters and inspection ------------------------------------------------------------
 
@@ -1042,6 +1117,10 @@ class JobStore:
     ) -> dict[str, int]:
         """Delete events, finished jobs and audit rows older than the retention period.
 
+        The audit rows of a job that is not ``done`` stay, whatever their age: a dead letter
+        keeps the history of its runs (``bitrix-sla jobs show``) until it is replayed and done.
+        (They used to go after the retention period, dead letters' included.)
+
         Each transaction deletes at most ``chunk_rows`` rows, and after each one retention
         pauses as long as it took, so a large backlog (the first run after the retention period
         was shortened, say) holds SQLite's one write lock at most half the time, a chunk at a
@@ -1053,21 +1132,51 @@ class JobStore:
             raise ValueError("chunk_rows must be at least 1")
         with self._read() as connection:
             cutoff = self.now(connection) - older_than
-        targets = (
-            (events, events.c.received_at < cutoff),
-            (jobs, and_(jobs.c.status == "done", jobs.c.finished_at < cutoff)),
-            (decisions, decisions.c.finished_at < cutoff),
-        )
         removed: dict[str, int] = {}
-        for table, old in targets:
-            removed[table.name] = 0
-            chunk = select(table.c.id).where(old).limit(chunk_rows).scalar_subquery()
-            while not stop():
-                began = time.monotonic()
-                with self._write() as connection:
-                    count = connection.execute(delete(table).where(table.c.id.in_(chunk))).rowcount
-                removed[table.name] += count
-                if count < chunk_rows:
-                    break
-                time.sleep(time.monotonic() - began)
+        for old in _RETENTION:
+            removed[old.table.name] = self._purge(old, cutoff, chunk_rows, stop)
+        return removed
+
+    def _purge(
+        self, old: _Retained, cutoff: dt.datetime, chunk_rows: int, stop: Callable[[], bool]
+    ) -> int:
+        """Delete the rows of ``old.table`` older than ``cutoff`` that may go, ``chunk_rows``
+        old rows per transaction; returns how many.
+
+        The chunks walk the old rows in the order of ``(at, id)``, on the index of ``at``, each
+        after the last row of the one before, so a row kept (an old dead job, its audit rows) is
+        read once per run, not again by every later chunk; and a chunk whose rows are all kept
+        does not end the run. Which rows of a chunk go is decided on the chunk, so the DELETE
+        finds its rows by primary key (a condition on the table, ``status = 'done'`` say, lets
+        SQLite pick that column's index and read every done job)."""
+        table, at = old.table, old.at
+        order = (at, table.c.id)
+        removed = 0
+        after: tuple[Any, ...] | None = None  # (at, id) of the previous chunk's last old row
+        while not stop():
+            began = time.monotonic()
+            window = [at < cutoff]
+            if after is not None:
+                seen = tuple_(literal(after[0], at.type), literal(after[1], table.c.id.type))
+                window.append(tuple_(*order) > seen)
+            last = select(*order).where(*window).order_by(*order).offset(chunk_rows - 1).limit(1)
+            chunk = (
+                select(table.c.id, *old.columns)
+                .where(*window)
+                .order_by(*order)
+                .limit(chunk_rows)
+                .subquery("chunk")
+            )
+            doomed = select(chunk.c.id)
+            if old.deletable is not None:
+                doomed = doomed.where(old.deletable(chunk))
+            with self._write() as connection:
+                row = connection.execute(last).first()
+                removed += connection.execute(
+                    delete(table).where(table.c.id.in_(doomed.scalar_subquery()))
+                ).rowcount
+            if row is None:  # fewer than chunk_rows old rows were left: that was all of them
+                break
+            after = tuple(row)
+            time.sleep(time.monotonic() - began)
         return removed

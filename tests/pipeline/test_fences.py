@@ -2,8 +2,9 @@
 
 The races are forced, not waited for: the store asks its ``Backoff`` whether to give up between
 reading a job and writing it, so a ``Backoff`` that first lets another replica act puts that
-replica's call exactly there. The races are PostgreSQL's (several replicas, READ COMMITTED);
-on SQLite one write transaction at a time rules them out.
+replica's call exactly there; an ingest is held just before its commit, and a call that must
+wait for it is seen waiting in ``pg_stat_activity``. The races are PostgreSQL's (several
+replicas, READ COMMITTED); on SQLite one write transaction at a time rules them out.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from dataclasses import dataclass, field
 
 import pytest
 from sqlalchemy import create_engine, text, update
+from sqlalchemy import event as sa_event
 
 from connector.helpdesks.base import IncomingEvent
 from connector.pipeline import db
 from connector.pipeline.retry import Backoff
-from connector.pipeline.store import JobStore, RunRecord
+from connector.pipeline.store import IngestResult, JobStore, RunRecord
 from tests.clock import Clock
 
 T0 = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.UTC)
@@ -287,3 +289,106 @@ def test_a_job_claimed_before_the_upgrade_is_reaped_and_fenced(
     clock.advance(seconds=31)
     assert store.reap() == 1
     assert not store.finish(old, "old", record(clock))
+
+
+# -- a run ending while an ingest of its ticket commits (PostgreSQL) ----------------------------
+
+
+def ingest_held_before_commit(
+    store: JobStore, ticket: str, delivery: str, into: list[object]
+) -> tuple[threading.Thread, threading.Event]:
+    """Ingest a webhook through ``store`` on a thread of its own (the edge of another replica),
+    held just before its commit: once this returns, the ticket's queued job is inserted but not
+    committed, until the returned event is set."""
+    reached, release = threading.Event(), threading.Event()
+
+    def held(_connection: object) -> None:
+        reached.set()
+        release.wait(timeout=30)
+
+    sa_event.listen(store.engine, "commit", held, once=True)
+    thread = outcome(lambda: store.ingest("fake", "a", event(ticket, delivery), b"{}"), into)
+    assert reached.wait(timeout=30)
+    return thread, release
+
+
+def outcome(call: Callable[[], object], into: list[object]) -> threading.Thread:
+    """Run ``call`` on a thread of its own; its result, or the exception it raised, into
+    ``into``."""
+
+    def run() -> None:
+        try:
+            into.append(call())
+        except Exception as exc:
+            into.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_failure_while_an_ingest_queues_the_ticket_merges_into_its_job(
+    replicas: tuple[JobStore, JobStore], waiting: Callable[[], int], clock: Clock
+) -> None:
+    """Replica B's edge has inserted the ticket's queued job, not committed yet, when replica A's
+    run fails. fail() cannot see that job, so it puts its own back as the ticket's queued job,
+    and waits for B on the one-queued-job index. When B committed, fail() used to end in an
+    IntegrityError: the run's outcome and its audit row were lost, and the job stayed running
+    until its lease expired. Now it runs again, merges into B's job, and is audited once."""
+    a, b = replicas
+    a.ingest("fake", "a", event("7", "d1"), b"{}")
+    job = a.claim("x", 30)
+    assert job is not None
+    ingested: list[object] = []
+    ingest, commit = ingest_held_before_commit(b, "7", "d2", ingested)
+    failed: list[object] = []
+    failing = outcome(
+        lambda: a.fail(job, "x", "503", permanent=False, record=record(clock, "failed")), failed
+    )
+    until(lambda: waiting() > 0 or not failing.is_alive())
+    assert waiting() == 1  # fail() waits for B's uncommitted queued job
+    commit.set()
+    ingest.join(timeout=30)
+    failing.join(timeout=30)
+    assert failed == ["queued"]
+    (stored,) = ingested
+    assert isinstance(stored, IngestResult) and stored.job_id is not None
+    (queued,) = a.list_jobs("queued")
+    assert (queued.id, queued.events, queued.attempts) == (stored.job_id, 2, 1)
+    assert queued.last_error == "503"
+    assert queued.run_at > clock()  # with the failure's backoff
+    ended = a.get(job.id)
+    assert ended is not None and (ended.status, ended.outcome) == ("done", "superseded")
+    assert [run["outcome"] for run in a.runs(job.id)] == ["failed"]  # audited exactly once
+    assert a.counts() == {"queued": 1, "running": 0, "done": 1, "dead": 0}
+
+
+def test_a_reaper_while_an_ingest_queues_the_ticket_merges_into_its_job(
+    replicas: tuple[JobStore, JobStore], waiting: Callable[[], int], clock: Clock
+) -> None:
+    """As above for the reaper: its round used to end in an IntegrityError, rolling back every
+    job it had requeued, and the expired job stayed running until the next round."""
+    a, b = replicas
+    a.ingest("fake", "a", event("7", "d1"), b"{}")
+    orphan = a.claim("x", 30)  # worker x is killed with -9
+    assert orphan is not None
+    clock.advance(seconds=31)
+    ingested: list[object] = []
+    ingest, commit = ingest_held_before_commit(b, "7", "d2", ingested)
+    reaped: list[object] = []
+    reaping = outcome(a.reap, reaped)
+    until(lambda: waiting() > 0 or not reaping.is_alive())
+    assert waiting() == 1  # the reaper waits for B's uncommitted queued job
+    commit.set()
+    ingest.join(timeout=30)
+    reaping.join(timeout=30)
+    assert reaped == [1]
+    (stored,) = ingested
+    assert isinstance(stored, IngestResult) and stored.job_id is not None
+    (queued,) = a.list_jobs("queued")
+    assert (queued.id, queued.events, queued.attempts) == (stored.job_id, 2, 1)
+    assert queued.last_error == "lease expired (worker x stopped)"
+    ended = a.get(orphan.id)
+    assert ended is not None and (ended.status, ended.outcome) == ("done", "superseded")
+    assert a.runs(orphan.id) == []  # the reaper writes no audit row
+    assert a.counts() == {"queued": 1, "running": 0, "done": 1, "dead": 0}
