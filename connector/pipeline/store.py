@@ -760,9 +760,9 @@ class JobStore:
         return result.rowcount == 1
 
     def _ending(self, end: Callable[[Connection], _T]) -> _T:
-        """Run ``end`` (a failed run's end, a round of the reaper) in a write transaction, and
-        again from the start, up to :data:`ENDING_TRIES` times in all, when a queued job of the
-        ticket got in its way.
+        """Run ``end`` (a failed run's end, a round of the reaper, a replay) in a write
+        transaction, and again from the start, up to :data:`ENDING_TRIES` times in all, when a
+        queued job of the ticket got in its way.
 
         On PostgreSQL an ingest may be storing a queued job for the ticket, not committed yet:
         :meth:`_requeue` cannot see it, so it puts the ended job back as the ticket's queued
@@ -977,42 +977,45 @@ class JobStore:
             return [dict(row._mapping) for row in connection.execute(query)]
 
     def replay(self, job_id: int) -> bool:
-        """Queue a dead job again, attempts reset; False if it is not dead."""
+        """Queue a dead job again, attempts reset; False if it is not dead.
+
+        Like a failed run's end, it runs again when an ingest queued the ticket meanwhile (see
+        :meth:`_ending`): the second try finds that job and runs it now instead."""
         if not _may_exist(job_id):
             return False
-        with self._write() as connection:
-            row = connection.execute(
-                select(jobs).where(jobs.c.id == job_id, jobs.c.status == "dead")
-            ).first()
-            if row is None:
-                return False
-            job = self._job(row)
-            now = self.now(connection)
-            queued = connection.execute(
-                select(jobs.c.id).where(jobs.c.key == job.key, jobs.c.status == "queued")
-            ).scalar()
-            if queued is not None:  # a newer event already queued the ticket: run it now
-                connection.execute(update(jobs).where(jobs.c.id == queued).values(run_at=now))
-                connection.execute(
-                    update(jobs)
-                    .where(jobs.c.id == job.id)
-                    .values(status="done", outcome="replayed")
-                )
-                return True
+        return self._ending(lambda connection: self._replay(connection, job_id))
+
+    def _replay(self, connection: Connection, job_id: int) -> bool:
+        row = connection.execute(
+            self._locking(select(jobs).where(jobs.c.id == job_id, jobs.c.status == "dead"))
+        ).first()
+        if row is None:
+            return False
+        job = self._job(row)
+        now = self.now(connection)
+        queued = connection.execute(
+            self._locking(select(jobs.c.id).where(jobs.c.key == job.key, jobs.c.status == "queued"))
+        ).scalar()
+        if queued is not None:  # a newer event already queued the ticket: run it now
+            connection.execute(update(jobs).where(jobs.c.id == queued).values(run_at=now))
             connection.execute(
-                update(jobs)
-                .where(jobs.c.id == job.id)
-                .values(
-                    status="queued",
-                    reason="replay",
-                    attempts=0,
-                    run_at=now,
-                    created_at=now,
-                    finished_at=None,
-                    outcome=None,
-                )
+                update(jobs).where(jobs.c.id == job.id).values(status="done", outcome="replayed")
             )
             return True
+        connection.execute(
+            update(jobs)
+            .where(jobs.c.id == job.id)
+            .values(
+                status="queued",
+                reason="replay",
+                attempts=0,
+                run_at=now,
+                created_at=now,
+                finished_at=None,
+                outcome=None,
+            )
+        )
+        return True
 
     def replay_all_dead(self) -> int:
         with self._read() as connection:

@@ -392,3 +392,33 @@ def test_a_reaper_while_an_ingest_queues_the_ticket_merges_into_its_job(
     assert ended is not None and (ended.status, ended.outcome) == ("done", "superseded")
     assert a.runs(orphan.id) == []  # the reaper writes no audit row
     assert a.counts() == {"queued": 1, "running": 0, "done": 1, "dead": 0}
+
+
+def test_a_replay_while_an_ingest_queues_the_ticket_runs_its_job_instead(
+    replicas: tuple[JobStore, JobStore], waiting: Callable[[], int], clock: Clock
+) -> None:
+    """``jobs replay`` of a dead letter while replica B's edge is queueing the same ticket: the
+    replay used to wait for B, then end in an IntegrityError (a traceback for the operator).
+    Now it runs again, finds B's job, runs that now and marks the dead letter replayed."""
+    a, b = replicas
+    a.ingest("fake", "a", event("7", "d1"), b"{}")
+    job = a.claim("x", 30)
+    assert job is not None
+    assert a.fail(job, "x", "404", permanent=True, record=record(clock, "dead")) == "dead"
+    ingested: list[object] = []
+    ingest, commit = ingest_held_before_commit(b, "7", "d2", ingested)
+    replayed: list[object] = []
+    replaying = outcome(lambda: a.replay(job.id), replayed)
+    until(lambda: waiting() > 0 or not replaying.is_alive())
+    assert waiting() == 1  # the replay waits for B's uncommitted queued job
+    commit.set()
+    ingest.join(timeout=30)
+    replaying.join(timeout=30)
+    assert replayed == [True]
+    (stored,) = ingested
+    assert isinstance(stored, IngestResult) and stored.job_id is not None
+    (queued,) = a.list_jobs("queued")
+    assert queued.id == stored.job_id and queued.run_at <= clock()  # run now
+    dead = a.get(job.id)
+    assert dead is not None and (dead.status, dead.outcome) == ("done", "replayed")
+    assert a.counts() == {"queued": 1, "running": 0, "done": 1, "dead": 0}
