@@ -9,6 +9,15 @@ Everything here describes the Znuny side of the integration (facts: ``znuny-fact
   ``X-OTRS-Header-UserLogin`` / ``X-OTRS-Header-Password`` headers (facts §2 "Auth"), never in
   the query string, which Znuny's debugger and proxies log. The password comes from
   ``password_env`` / ``password_file`` (or inline ``password``; else ``instance.token``).
+* Znuny copies those headers into the request data byte for byte
+  (``Transport/HTTP/REST.pm``: ``$URIData{Password} = $ENV{HTTP_X_OTRS_HEADER_PASSWORD}``,
+  with no ``EncodeInput``, unlike query and body parameters), and the DB auth backend hashes
+  the password after ``EncodeOutput``, which leaves such bytes alone (``Kernel/System/Auth/
+  DB.pm``). So a password sent as its UTF-8 bytes is checked exactly like the same password
+  typed into the login form, Cyrillic included; the adapter sends it that way. What a header
+  cannot carry is refused here instead of failing every call: control characters, and
+  whitespace at either end (HTTP drops it). The login is looked up in the database, where raw
+  header bytes are not known to match a non-ASCII login, so it must be printable ASCII.
 * Four ticket dynamic fields (DFs) hold what the connector writes: a DateTime for the due time,
   Dropdowns for tier and level, and a Multiselect for the managed tags (Znuny has no ticket
   tags). DateTime values are ``YYYY-MM-DD HH:MM:SS`` in the instance's ``OTRSTimeZone``
@@ -31,12 +40,13 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from connector.helpdesks.options import HTTP_URL, option_secret, settings_error, validate_options
 from connector.settings import InstanceSettings
@@ -107,6 +117,18 @@ class ZnunyOptions(BaseModel):
     webhook_base_url: str | None = None
     webservice_name: str = Field(default="BitrixSLA", pattern=r"^[A-Za-z0-9_-]{1,100}$")
 
+    @field_validator("user_login")
+    @classmethod
+    def _header_login(cls, value: str) -> str:
+        """The login travels in the ``X-OTRS-Header-UserLogin`` header (module docstring)."""
+        if not (value.isascii() and value.isprintable()) or value != value.strip():
+            raise ValueError(
+                "must be printable ASCII without surrounding spaces: it is sent in the "
+                "X-OTRS-Header-UserLogin header, which Znuny does not decode, and a login "
+                "outside ASCII is not known to match; give the integration agent an ASCII login"
+            )
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> ZnunyOptions:
         managed = self.managed_field_names
@@ -174,6 +196,9 @@ def load_options(
             "required for Znuny: the integration agent's password (password_env, "
             "password_file, or the instance token)",
         )
+    problem = header_password_problem(password.get_secret_value())
+    if problem:
+        raise settings_error(_password_key(instance), problem)
     data["password"] = password
     options = validate_options(ZnunyOptions, data, where)
     if instance.webhook_secret is None or not instance.webhook_secret.get_secret_value():
@@ -188,3 +213,37 @@ def load_options(
             "nph-genericinterface.pl/Webservice/BitrixSLA",
         )
     return options
+
+
+def header_password_problem(password: str) -> str | None:
+    """Why ``password`` cannot be sent in the ``X-OTRS-Header-Password`` header, or None.
+
+    It is sent as UTF-8 bytes (see the module docstring), so any text will do except what
+    HTTP cannot carry in a header value. The password itself never appears in the message.
+    """
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        return (
+            "the agent's password is not valid UTF-8 text (was the variable or file written "
+            "in another encoding?); Znuny compares the password's UTF-8 bytes"
+        )
+    if any(unicodedata.category(char) == "Cc" for char in password):
+        return (
+            "the agent's password contains a control character (a line break, tab or NUL), "
+            "which an HTTP header cannot carry; choose a password without one"
+        )
+    if password != password.strip():
+        return (
+            "the agent's password starts or ends with whitespace, which HTTP drops from a "
+            "header value, so Znuny would see another password; choose one without"
+        )
+    return None
+
+
+def _password_key(instance: InstanceSettings) -> str:
+    """The key the password came from: ``options.password[_env|_file]`` or ``token``."""
+    for key in ("password", "password_env", "password_file"):
+        if key in instance.options:
+            return f"instances.{instance.name}.options.{key}"
+    return f"instances.{instance.name}.token"

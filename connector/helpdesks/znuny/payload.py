@@ -19,13 +19,18 @@ hits; TicketUpdate ``{"TicketID", "TicketNumber"}``; and any operation may answe
 ``{"Error": {"ErrorCode": "TicketUpdate.InvalidParameter", "ErrorMessage": "…"}}``.
 
 All times are wall-clock times in the instance's ``OTRSTimeZone`` without an offset (facts §3);
-:func:`parse_time` and :func:`format_time` convert them to and from aware datetimes.
+:func:`parse_time` and :func:`format_time` convert them to and from aware datetimes. In a zone
+with daylight saving time one wall-clock hour a year happens twice; such a time reads as the
+*later* instant, as Znuny itself reads it (``Kernel::System::DateTime`` builds Perl
+``DateTime`` objects, which resolve an ambiguous local time to the latest UTC time), so
+``Created`` and due times mean here what they mean to Znuny's escalations and agent UI.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import json
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -37,8 +42,25 @@ from connector.policy.ticket import FieldValue, Party
 OTRS_TIME = "%Y-%m-%d %H:%M:%S"
 _OTRS_TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 DF_PREFIX = "DynamicField_"
-#: ``ErrorCode`` suffixes that retrying cannot fix (facts §2 "Errors").
-PERMANENT_CODES = frozenset({"AuthFail", "AccessDenied", "InvalidParameter", "MissingParameter"})
+#: ``ErrorCode`` suffixes that retrying cannot fix: the request, the credentials, the ticket or
+#: the web service are wrong (facts §2 "Errors"; the operations' ``ReturnError`` calls in
+#: ``Kernel/GenericInterface/Operation/Ticket/TicketGet.pm``: ``WrongStructure`` for a TicketID
+#: that is not a positive integer, ``NotValidTicketID`` / ``NotTicketData`` when no ticket data
+#: can be read; ``TicketUpdate.pm``: ``EmptyRequest``; every operation:
+#: ``Webservice.InvalidConfiguration``). Any other code is treated as transient.
+PERMANENT_CODES = frozenset(
+    {
+        "AuthFail",
+        "AccessDenied",
+        "InvalidParameter",
+        "MissingParameter",
+        "WrongStructure",
+        "NotValidTicketID",
+        "NotTicketData",
+        "EmptyRequest",
+        "InvalidConfiguration",
+    }
+)
 
 
 def _id_text(value: object) -> object:
@@ -53,6 +75,19 @@ def _id_text(value: object) -> object:
 
 
 Id = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=64)]
+
+
+def _error_text(value: object) -> object:
+    """``ReturnError`` copies ``ErrorCode``/``ErrorMessage`` as given, so either may be ``null``
+    (an undefined Perl value) or a number: read those as text rather than refuse the error."""
+    if value is None:
+        return ""
+    if isinstance(value, str | int | float | bool):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, default=str)[:500]
+
+
+ErrorText = Annotated[str, BeforeValidator(_error_text)]
 
 
 class EventData(BaseModel):
@@ -106,8 +141,8 @@ class ErrorBody(BaseModel):
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    code: str = Field(default="", alias="ErrorCode")
-    message: str = Field(default="", alias="ErrorMessage")
+    code: ErrorText = Field(default="", alias="ErrorCode")
+    message: ErrorText = Field(default="", alias="ErrorMessage")
 
     @property
     def permanent(self) -> bool:
@@ -258,12 +293,25 @@ def field_value(value: object) -> FieldValue:
 def parse_time(text: str, zone: dt.tzinfo) -> dt.datetime:
     """``"YYYY-MM-DD HH:MM:SS"`` in ``zone`` (Znuny's ``OTRSTimeZone``) as an aware datetime.
 
+    A wall-clock time the zone shows twice (the hour the clocks go back) is the later of the two
+    instants, as Znuny reads it (see the module docstring). A time the zone skips keeps the
+    offset from before the change.
+
     Raises:
         ValueError: the text is not in Znuny's format.
     """
     if not _OTRS_TIME.match(text.strip()):
         raise ValueError(f"{text!r} is not a Znuny time (YYYY-MM-DD HH:MM:SS)")
-    return dt.datetime.strptime(text.strip(), OTRS_TIME).replace(tzinfo=zone)
+    wall = dt.datetime.strptime(text.strip(), OTRS_TIME)
+    earlier, later = wall.replace(tzinfo=zone), wall.replace(tzinfo=zone, fold=1)
+    if earlier.utcoffset() == later.utcoffset() or not _shown(later, wall, zone):
+        return earlier
+    return later
+
+
+def _shown(moment: dt.datetime, wall: dt.datetime, zone: dt.tzinfo) -> bool:
+    """Whether the zone's clock really shows ``wall`` at ``moment`` (False in a skipped hour)."""
+    return moment.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None, fold=0) == wall
 
 
 def format_time(moment: dt.datetime, zone: dt.tzinfo) -> str:

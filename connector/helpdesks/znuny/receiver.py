@@ -6,6 +6,16 @@ How Znuny behaves as a webhook sender (facts §1):
   captured request says ``Content-Type: application/json``), authenticated by the REST
   transport's ``BasicAuth`` or by ``AdditionalHeaders`` (a shared header token). We check
   either in constant time.
+* Znuny builds the BasicAuth header as ``'Basic ' . encode_base64("$User:$Password")``
+  (``Kernel/GenericInterface/Transport/HTTP/REST.pm``). Perl's ``encode_base64`` breaks its
+  output into 76-character lines and LWP sends each line break of a header value as a space,
+  so for credentials longer than 57 bytes the base64 text arrives with a space inside. Spaces
+  and tabs inside the base64 text are therefore removed before it is decoded; anything else
+  that is not base64 is still refused.
+* Without ``PrepareRequest::OmittedFields`` (a SysConfig setting, see ``README.md``) the body
+  carries every article of the ticket (``Ticket.Articles``) on every event and outgrows the
+  edge's ``max_body_bytes`` on long tickets. The first such body is accepted but logged once
+  as a warning that names the setting.
 * It counts a request as delivered only if the status is ``20x`` and a non-204 answer has a
   body; 200 with an empty body is an error and gets retried (``RequestRetry``). So we answer
   ``200 {}``.
@@ -28,6 +38,8 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
+import re
 from collections.abc import Collection
 
 from pydantic import ValidationError
@@ -37,7 +49,12 @@ from connector.helpdesks.base import IncomingEvent, load_json
 from connector.helpdesks.signatures import HeaderSource, check_token, header, tokens_match
 from connector.helpdesks.znuny.payload import InvokerRequest
 
+log = logging.getLogger(__name__)
 DF_UPDATE = "TicketDynamicFieldUpdate_"
+#: what Perl's line-wrapped base64 leaves inside a BasicAuth header (LWP turns "\n" into " ")
+_FOLDS = re.compile(r"[ \t]+")
+#: the SysConfig setting that keeps articles out of the invoker body
+OMITTED_FIELDS_SETTING = "GenericInterface::Invoker::Ticket::Generic::PrepareRequest::OmittedFields"
 
 #: Events that can change the SLA decision, and why (facts §1 "Events usable").
 HANDLED_EVENTS: dict[str, str] = {
@@ -92,6 +109,7 @@ class ZnunyReceiver:
         self._basic_user = basic_user
         self._header_name = header_name
         self._managed = frozenset(managed_fields)
+        self._warned_articles = False
         self.success: tuple[int, dict[str, object]] = (200, {})
 
     def authenticate(self, headers: HeaderSource, body: bytes) -> None:
@@ -109,7 +127,8 @@ class ZnunyReceiver:
         if scheme.lower() != "basic" or not encoded.strip():
             raise AuthError("Authorization header is not Basic credentials")
         try:
-            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+            text = _FOLDS.sub("", encoded)  # Znuny's encode_base64 wraps at 76 characters
+            decoded = base64.b64decode(text, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             raise AuthError("Authorization header is not valid Basic credentials") from None
         if not tokens_match(f"{self._basic_user}:{self._secret}", decoded):
@@ -131,6 +150,16 @@ class ZnunyReceiver:
             raise PayloadError(_describe(exc)) from None
         event, ticket = request.event, request.ticket
         self._check_event(event.event)
+        if not self._warned_articles and ticket.attribute("Articles") is not None:
+            self._warned_articles = True
+            log.warning(
+                "znuny instance %s: the invoker sends every article of the ticket "
+                "(Ticket.Articles) with every event; long tickets will exceed the edge's "
+                "max_body_bytes and be refused with 413. Set SysConfig %s for the invoker to "
+                "'Articles;Article' (see connector/helpdesks/znuny/README.md)",
+                self.instance,
+                OMITTED_FIELDS_SETTING,
+            )
         if event.ticket_id is not None and event.ticket_id != ticket.ticket_id:
             raise PayloadError(
                 f"Event.TicketID {event.ticket_id} and Ticket.TicketID {ticket.ticket_id} differ"

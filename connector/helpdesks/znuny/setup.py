@@ -14,6 +14,12 @@ creates dynamic fields, web services or agents. So:
 * ``--apply`` cannot create anything through the API, so it prints the console/UI steps and the
   web-service YAML filled in from the settings (the webhook secret stays a placeholder: secrets
   are never printed).
+* One step is SysConfig, not web-service YAML: ``Ticket::Generic`` sends every article of the
+  ticket with every event unless ``GenericInterface::Invoker::Ticket::Generic::PrepareRequest::
+  OmittedFields`` names them for the invoker (``Invoker/Ticket/Generic.pm`` reads it with
+  ``ConfigObject->Get``; the invoker's YAML has no such key), and long tickets then outgrow
+  the edge's ``max_body_bytes``. The REST API cannot read SysConfig, so ``setup`` reminds of it
+  and ``--apply`` prints the value and the ``Admin::Config::Update`` command.
 
 Exit status 0 when everything is in place, 1 otherwise.
 """
@@ -30,6 +36,7 @@ from connector.errors import ConnectorError, PermanentError
 from connector.helpdesks.znuny import build, load_dynamic_fields
 from connector.helpdesks.znuny.client import ZnunyAdapter
 from connector.helpdesks.znuny.options import ZnunyOptions
+from connector.helpdesks.znuny.receiver import OMITTED_FIELDS_SETTING
 from connector.mappings import load_mappings
 from connector.policy.decision import TOPICS, Policy
 from connector.settings import InstanceSettings, Settings
@@ -37,6 +44,9 @@ from connector.settings import InstanceSettings, Settings
 WEBSERVICE_FILE = Path(__file__).with_name("webservice.yml")
 PROBE_FIELD = "BitrixSLASetupProbeNoSuchField"
 INVOKER = "BitrixSLAWebhook"
+#: what the invoker need not send: all articles and the event's article (the worker reads the
+#: ticket over REST; the receiver reads neither)
+OMITTED_FIELDS = "Articles;Article"
 SECRET_PLACEHOLDER = "<the webhook_secret of instance {name}>"
 #: What a bare override field (no ``value:``) may hold, per override kind.
 _DOMAINS = {
@@ -157,6 +167,13 @@ def run_setup(instance: InstanceSettings, settings: Settings, *, apply: bool, ou
         _check_api(adapter, findings)
     finally:
         adapter.close()
+    how = "" if apply else "; --apply prints how"
+    print(
+        f"[by hand] check that SysConfig {OMITTED_FIELDS_SETTING} maps {INVOKER} to "
+        f"{OMITTED_FIELDS} (the REST API cannot read SysConfig; without it long tickets are "
+        f"refused with 413{how})",
+        file=out,
+    )
     if apply:
         _print_steps(instance, adapter.options, out)
         if stale:
@@ -320,11 +337,19 @@ def _print_steps(instance: InstanceSettings, options: ZnunyOptions, out: TextIO)
         f"(existing: Admin::WebService::Update --webservice-id N --source-path bitrix-sla.yml); "
         "replace the secret placeholder first.",
         f"SysConfig: OTRSTimeZone must be {options.otrs_time_zone} (options.otrs_time_zone).",
+        f"SysConfig: {OMITTED_FIELDS_SETTING} needs the key {INVOKER} with the value "
+        f"{OMITTED_FIELDS}, or the invoker sends every article with every event and long "
+        "tickets are refused with 413 (web-service YAML cannot set it). Admin -> System "
+        f"Configuration, or save the YAML below as omitted-fields.yml (keep other invokers' "
+        f"keys: it replaces the whole value) and run {console} Admin::Config::Update "
+        f"--setting-name '{OMITTED_FIELDS_SETTING}' --source-path omitted-fields.yml",
         "Daemon: bin/znuny.Daemon.pl start (asynchronous invokers are only sent by the daemon).",
         f"Check: bitrix-sla setup znuny --instance {name}",
     ]
     print("Steps (the GenericTicketConnector API cannot create these):", file=out)
     for number, step in enumerate(steps, 1):
         print(f"  {number}. {step}", file=out)
+    print(f"--- SysConfig {OMITTED_FIELDS_SETTING} (omitted-fields.yml) ---", file=out)
+    print(yaml.safe_dump({INVOKER: OMITTED_FIELDS}), end="", file=out)
     print("--- web service YAML ---", file=out)
     print(render_webservice(instance, options), end="", file=out)

@@ -26,7 +26,9 @@ from connector.sandbox.znuny.dynamic_fields import (
 )
 
 FieldWrite = tuple[str, Value]
-ProblemKind = Literal["MissingParameter", "InvalidParameter", "AccessDenied", "AuthFail"]
+ProblemKind = Literal[
+    "MissingParameter", "InvalidParameter", "AccessDenied", "AuthFail", "WrongStructure"
+]
 DEFAULT_AGENTS = {"root@localhost": "root", "slabot": "slabot"}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -85,11 +87,17 @@ class Directory:
         self.companies: dict[str, catalog.CustomerCompany] = {}
         self.customers: dict[str, catalog.CustomerUser] = {}
 
-    def authenticate(self, login: str, password: str) -> int | None:
-        """The UserID of an agent whose password matches (compared in constant time)."""
+    def authenticate(self, login: str, password: str | bytes) -> int | None:
+        """The UserID of an agent whose password matches (compared in constant time).
+
+        As ``Auth/DB.pm`` does, the password's UTF-8 bytes are compared: text (a body or query
+        parameter, decoded by Znuny) is encoded first; bytes (the ``X-OTRS-Header-Password``
+        header, which Znuny does not decode) are taken as they are.
+        """
+        given = password if isinstance(password, bytes) else password.encode("utf-8")
         for agent in self.agents.values():
             if agent.login == login:
-                ok = hmac.compare_digest(agent.password.encode(), password.encode())
+                ok = hmac.compare_digest(agent.password.encode("utf-8"), given)
                 return agent.user_id if ok else None
         return None
 

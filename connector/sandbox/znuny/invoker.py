@@ -6,13 +6,25 @@ Facts (§1):
   subscribed to an event whose ``Condition`` holds on the ticket data, it either adds a daemon
   task (``Asynchronous: '1'``) or calls the invoker inline (``'0'``; a failure does not fail
   the ticket change [live]).
+* Conditions are checked on the event object's data (``Event/Handler.pm``, ``DataGet`` of
+  ``Event/ObjectType/<Type>.pm``): for ticket events the ticket, for article events
+  (``ArticleCreate`` ...) the ticket **merged with the article** (``ObjectType/Article.pm``
+  returns ``(%TicketData, %ArticleData)``), so there ``ChangeBy``/``CreateBy`` are the
+  article's, i.e. its author's.
 * ``PrepareRequest`` sends ``{"Event": <event data + Event>, "Ticket": TicketDeepGet}``; the
-  ticket is read **at send time**, on every retry too.
+  ticket is read **at send time**, on every retry too. SysConfig
+  ``GenericInterface::Invoker::Ticket::Generic::PrepareRequest::OmittedFields`` (invoker
+  name -> ``Field1;Field2->Sub``) removes those keys from both blocks first
+  (``Invoker/Ticket/Generic.pm``, ``Util.pm`` ``DataStructureRemoveElements``: a list is
+  handled element by element).
 * REST transport: ``Host`` + ``InvokerControllerMapping.<invoker>.Controller`` with ``:Param``
   taken from the flattened payload (``:Event.Event``; a used top-level key leaves the body),
   ``Command`` or ``DefaultCommand``; ``BasicAuth``; ``AdditionalHeaders``; ``Timeout``. The
   body is JSON for POST/PUT/PATCH; for other commands the sandbox sends the top-level scalars
-  as query parameters (a simplification).
+  as query parameters (a simplification). ``BasicAuth`` is ``'Basic ' . encode_base64("$User:
+  $Password")``: Perl's ``encode_base64`` ends a line every 76 characters, and LWP sends every
+  line break in a header value as a space, so longer credentials carry a space inside the
+  base64 text (the final one is trailing whitespace, which the receiving server drops).
 * Success is a status matching ``^20\\d$`` and, unless 204, a body: JSON unless the response's
   ``Content-Type`` is ``text/plain|html|xml``; JSON that is not an object is an error. A 200
   with an empty body is an error and is retried like a 500 [live].
@@ -27,11 +39,13 @@ Facts (§1):
 
 from __future__ import annotations
 
+import base64
+import copy
 import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -91,6 +105,8 @@ class Requester:
             conditions check it at event time, the request sends it at send time.
         respond: applies the response tags of a successful answer to a ticket.
         retry: replaces the YAML's ``RequestRetry`` numbers (tests use tiny ones).
+        omitted_fields: SysConfig ``...PrepareRequest::OmittedFields``, read at send time:
+            invoker name -> ``;``-separated keys to leave out of the request.
     """
 
     def __init__(
@@ -101,6 +117,7 @@ class Requester:
         deep_ticket: Callable[[int, int | None], dict[str, Any] | None],
         respond: Callable[[int, dict[str, Any]], None],
         retry: RetryPolicy | None = None,
+        omitted_fields: Callable[[], Mapping[str, str]] = dict,
     ) -> None:
         transport = config.rest_requester
         auth = (transport.Authentication or {}) if transport else {}
@@ -117,6 +134,7 @@ class Requester:
         self._deep_ticket = deep_ticket
         self._respond = respond
         self._retry = retry
+        self._omitted_fields = omitted_fields
 
     def handle(self, events: list[TicketEvent]) -> None:
         """The event handler: queue or run the invokers the events trigger."""
@@ -128,6 +146,8 @@ class Requester:
             data = self._deep_ticket(event.ticket_id, int(article) if article else None)
             if data is None:
                 continue
+            if event.name.startswith("Article"):  # ObjectType::Article: ticket + article
+                data = {**data, **(data.get("Article") or {})}
             for invoker_name, invoker in requester.Invoker.items():
                 subscription = next((s for s in invoker.Events if s.Event == event.name), None)
                 if subscription is None or not condition_holds(subscription.Condition, data):
@@ -149,8 +169,8 @@ class Requester:
             task.first_attempt = time.monotonic()
         url, payload, status, error = "", task.event, None, None
         try:
-            url, method, payload, headers, auth, timeout = self._prepare(task)
-            status, answer = self._perform(method, url, payload, headers, auth, timeout)
+            url, method, payload, headers, timeout = self._prepare(task)
+            status, answer = self._perform(method, url, payload, headers, timeout)
             tags = {k: v for k, v in answer.items() if k.startswith("OTRS_")}
             if tags:
                 self._respond(task.ticket_id, tags)
@@ -173,9 +193,7 @@ class Requester:
             retry_in=retry_in,
         )
 
-    def _prepare(
-        self, task: Task
-    ) -> tuple[str, str, dict[str, Any], dict[str, str], tuple[str, str] | None, float]:
+    def _prepare(self, task: Task) -> tuple[str, str, dict[str, Any], dict[str, str], float]:
         transport = self.config.rest_requester
         if transport is None:
             raise _Failure("no REST requester configured", "RequesterRequestPrepare")
@@ -183,7 +201,12 @@ class Requester:
         deep = self._deep_ticket(task.ticket_id, int(article) if article else None)
         if deep is None:
             raise _Failure(f"ticket {task.ticket_id} not found", "RequesterRequestPrepare")
-        payload: dict[str, Any] = {"Event": task.event, "Ticket": deep}
+        event = copy.deepcopy(task.event)  # the task keeps its own copy for retries
+        omitted = self._omitted_fields().get(task.invoker, "")
+        keys = [key for key in re.split(r"\s*;\s*", omitted) if key]
+        for block in (deep, event):
+            _remove(block, keys)
+        payload: dict[str, Any] = {"Event": event, "Ticket": deep}
         mapping = transport.InvokerControllerMapping.get(task.invoker)
         if mapping is None:
             message = f"Have no Invoker <{task.invoker}> controller mapping!"
@@ -204,11 +227,11 @@ class Requester:
             **(transport.AdditionalHeaders or {}),
         }
         auth = transport.Authentication or {}
-        basic = None
-        if auth.get("AuthType") == "BasicAuth":
-            basic = (str(auth.get("BasicAuthUser", "")), str(auth.get("BasicAuthPassword", "")))
+        user, password = auth.get("BasicAuthUser"), auth.get("BasicAuthPassword")
+        if auth.get("AuthType") == "BasicAuth" and user and password:
+            headers["Authorization"] = basic_authorization(str(user), str(password))
         url = transport.Host.rstrip("/") + controller
-        return url, method, payload, headers, basic, transport.Timeout
+        return url, method, payload, headers, transport.Timeout
 
     def _perform(
         self,
@@ -216,7 +239,6 @@ class Requester:
         url: str,
         payload: dict[str, Any],
         headers: dict[str, str],
-        auth: tuple[str, str] | None,
         timeout: float,
     ) -> tuple[int, dict[str, Any]]:
         stage = "RequesterRequestPerform"
@@ -232,7 +254,6 @@ class Requester:
                 data=body,
                 params=params,
                 headers=headers,
-                auth=auth,
                 timeout=timeout,
                 allow_redirects=False,
             )
@@ -284,6 +305,34 @@ class Requester:
             elapsed = time.monotonic() - (task.first_attempt or time.monotonic())
             return policy.delay(task.attempt - 1, elapsed)
         return None
+
+
+def basic_authorization(user: str, password: str) -> str:
+    """The ``Authorization`` value Znuny's REST requester sends, as the server receives it.
+
+    ``'Basic ' . encode_base64("$User:$Password")``: a line break after every 76 base64
+    characters and at the end; LWP turns each into a space, the server drops the last one.
+    """
+    wrapped = base64.encodebytes(f"{user}:{password}".encode()).decode("ascii")
+    return "Basic " + wrapped.replace("\n", " ").rstrip()
+
+
+def _remove(data: Any, keys: list[str]) -> None:
+    """``DataStructureRemoveElements``: drop each ``A->B->C`` path; lists element-wise."""
+    if isinstance(data, list):
+        for element in data:
+            _remove(element, keys)
+        return
+    if not isinstance(data, dict):
+        return
+    for path in keys:
+        head, _, rest = path.partition("->")
+        if head not in data:
+            continue
+        if rest:
+            _remove(data[head], [rest])
+        else:
+            del data[head]
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -5,13 +5,15 @@ Facts (§2): every operation first authenticates (``UserLogin`` + ``Password`` o
 ``{"Error": {"ErrorCode": "<Operation>.<Kind>", "ErrorMessage": "<Operation>: ..."}}``
 (``Operation/Common.pm:116-135`` sets Success=1 for these): ``AuthFail``, ``MissingParameter``,
 ``InvalidParameter``, ``AccessDenied`` (TicketGet answers AccessDenied for a ticket that does
-not exist, too). A refused request changes nothing. Customer logins (``CustomerUserLogin``) are
-not modelled: they always fail authentication.
+not exist, too), and ``TicketGet.WrongStructure`` for a TicketID that is not a positive
+integer (``Operation/Ticket/TicketGet.pm``). A refused request changes nothing. Customer
+logins (``CustomerUserLogin``) are not modelled: they always fail authentication.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 import threading
 from collections.abc import Callable, Mapping
@@ -30,6 +32,7 @@ from connector.sandbox.znuny.state import ZnunyState
 from connector.sandbox.znuny.ticket_data import Renderer
 
 JsonObject = dict[str, Any]
+_POSITIVE = re.compile(r"^[1-9]\d*$")
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ class Operations:
         if session:
             user_id = self._sessions.user(str(session))
         elif login and not customer:
-            user_id = self._state.directory.authenticate(str(login), str(password))
+            user_id = self._state.directory.authenticate(str(login), _password(password))
         if user_id is None:
             raise Problem("AuthFail", "User could not be authenticated!")
         return user_id
@@ -140,7 +143,9 @@ class Operations:
             raise Problem("MissingParameter", "UserLogin or CustomerUserLogin is required!")
         if not password:
             raise Problem("MissingParameter", "Password is required!")
-        user_id = self._state.directory.authenticate(str(login), str(password)) if login else None
+        user_id = (
+            self._state.directory.authenticate(str(login), _password(password)) if login else None
+        )
         if user_id is None:
             raise Problem("AuthFail", "Authorization failing!")
         return {"SessionID": self._sessions.create(user_id)}
@@ -151,6 +156,8 @@ class Operations:
         ids = [str(item).strip() for item in items if str(item).strip()]
         if not ids:
             raise Problem("MissingParameter", "TicketID parameter is missing!")
+        if not all(_POSITIVE.match(ticket_id) for ticket_id in ids):
+            raise Problem("WrongStructure", "Invalid ticket ID parameter(s) found!")
         order = str(params.get("ArticleOrder") or "ASC").upper()
         limit = str(params.get("ArticleLimit") or "")
         senders = params.get("ArticleSenderType") or []
@@ -167,16 +174,17 @@ class Operations:
 
         tickets = []
         for ticket_id in ids:
-            found = self._state.read(int(ticket_id), render) if ticket_id.isdigit() else None
+            found = self._state.read(int(ticket_id), render)
             if found is None:
                 raise Problem("AccessDenied", "User does not have access to the ticket!")
             tickets.append(found)
         return {"Ticket": tickets}
 
     def _ticket_search(self, params: Mapping[str, Any], user_id: int) -> JsonObject:
-        hashes = self._state.each(self._renderer.ticket)
+        rows = self._state.each(lambda t: (self._renderer.ticket(t), self._renderer.history(t)))
         now = catalog.format_time(self._state.now(), self._state.directory.zone)
-        ids = search(params, hashes, self._state.fields, now)
+        history = {int(ticket["TicketID"]): entries for ticket, entries in rows}
+        ids = search(params, [ticket for ticket, _ in rows], self._state.fields, now, history)
         return {"TicketID": ids} if ids else {}
 
     def _ticket_create(self, params: Mapping[str, Any], user_id: int) -> JsonObject:
@@ -229,6 +237,11 @@ class Operations:
     def _local_now(self) -> dt.datetime:
         zone = self._state.directory.zone
         return self._state.now().astimezone(zone).replace(tzinfo=None)
+
+
+def _password(value: object) -> str | bytes:
+    """The ``X-OTRS-Header-Password`` header arrives as raw bytes; body and query as text."""
+    return value if isinstance(value, bytes) else str(value)
 
 
 def _flag(value: object) -> bool:

@@ -10,7 +10,10 @@
   ``X-OTRS-Header-UserLogin|Password|SessionID|CustomerUserLogin``, the query string (a
   repeated key becomes a list) and the route's ``:Params``, later ones overriding earlier ones:
   URI parameters override body parameters. The facts do not say where headers rank; the
-  sandbox puts them between body and query.
+  sandbox puts them between body and query. Query and body values are decoded as UTF-8
+  (``EncodeInput``); header values are passed on as the raw bytes that arrived
+  (``$URIData{Password} = $ENV{HTTP_X_OTRS_HEADER_PASSWORD}``), so the password header
+  reaches the auth check as bytes.
 * Operation answers, errors included, are HTTP 200 JSON.
 
 In front of all that sit the sandbox's :class:`~connector.sandbox.fake_faults.Faults` (a proxy
@@ -132,8 +135,8 @@ def _parameters(request: Request) -> dict[str, Any]:
             params.update(body)
     for key in _HEADER_PARAMS:
         value = request.headers.get(f"X-OTRS-Header-{key}")
-        if value is not None:
-            params[key] = value
+        if value is not None:  # WSGI hands header bytes over as Latin-1 text
+            params[key] = value.encode("latin-1") if key == "Password" else value
     for key in request.args:
         values = request.args.getlist(key)
         params[key] = values[0] if len(values) == 1 else values

@@ -62,6 +62,7 @@ class ZnunySandbox(Admin, ListeningSandbox):
         self.faults = Faults()
         self._calls = CallLog()
         self._retry = retry
+        self._omitted_fields: dict[str, str] = {}
         self._sessions = Sessions()
         self._operations = Operations(self._state, self._renderer, self._sessions)
         self._config: WebserviceConfig = parse_webservice({}, webservice)
@@ -123,8 +124,18 @@ class ZnunySandbox(Admin, ListeningSandbox):
             ),
             respond=self._apply_response_tags,
             retry=self._retry,
+            omitted_fields=lambda: dict(self._omitted_fields),
         )
         self._config, self._requester = config, requester
+
+    def set_omitted_fields(self, invoker: str, fields: str) -> None:
+        """SysConfig ``GenericInterface::Invoker::Ticket::Generic::PrepareRequest::
+        OmittedFields``, key ``invoker``: ``;``-separated keys (``A->B`` for nested ones) left
+        out of that invoker's requests from now on; ``""`` removes the key."""
+        if fields:
+            self._omitted_fields[invoker] = fields
+        else:
+            self._omitted_fields.pop(invoker, None)
 
     def expire_sessions(self) -> None:
         """Invalidate every SessionID, as after ``SessionMaxTime``."""

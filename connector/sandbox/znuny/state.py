@@ -1,10 +1,19 @@
 """The sandbox's Znuny database: directory data, tickets and articles behind one lock.
 
-Every change records who made it (``ChangeBy`` and ``Changed`` are updated by every write,
-dynamic-field writes included: ``ObjectType/Ticket.pm:106``) and the events Znuny raises for
-it. The events are handed to the listener (the GenericInterface event handler) once the
-change is complete and the lock released, as the real handler runs at the end of the
-transaction (``Transaction: 1``, facts §1).
+Every change of the ticket row records who made it (``ChangeBy`` and ``Changed`` are updated
+by every attribute and dynamic-field write: ``ObjectType/Ticket.pm:106``) and the events Znuny
+raises for it; every event also leaves a ticket *history* entry, which TicketSearch's
+``TicketChangeTime*`` parameters search. The events are handed to the listener (the
+GenericInterface event handler) once the change is complete and the lock released, as the
+real handler runs at the end of the transaction (``Transaction: 1``, facts §1).
+
+A new article does **not** touch the ticket row (``Article/Backend/MIMEBase.pm``
+``ArticleCreate`` and ``Base.pm`` ``_MetaArticleCreate`` insert article rows and a history
+row only): ``ChangeBy`` and ``Changed`` stay as they were. Only ``TicketUnlockTimeoutUpdate``,
+which ``ArticleCreate`` calls for an agent article, or for a customer article whose previous
+non-system article came from an agent, sets ``ChangeBy``/``Changed`` (and raises
+``TicketUnlockTimeoutUpdate``). A customer's follow-up after the integration agent's write
+therefore leaves ``ChangeBy`` at the integration agent.
 
 Events and their data (facts §1, ``fixtures/znuny/event-blocks.captured.json``): a ticket
 created raises TicketCreate, TicketCustomerUpdate and ArticleCreate (with ``OldTicketData``);
@@ -66,8 +75,11 @@ class Ticket:
     lock_id: int = 1
     owner_id: int = 1
     responsible_id: int = 1
+    unlock_timeout: int = 0
     dynamic: dict[str, Value] = field(default_factory=dict)
     articles: list[Article] = field(default_factory=list)
+    #: when each history entry was added (TicketSearch ``TicketChangeTime*``)
+    history: list[dt.datetime] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -158,10 +170,9 @@ class ZnunyState:
                 responsible_id=change.responsible_id or user_id,
             )
             self._tickets[ticket_id] = ticket
-            events = [
-                TicketEvent("TicketCreate", ticket_id, {"TicketID": ticket_id}),
-                TicketEvent("TicketCustomerUpdate", ticket_id, {"TicketID": ticket_id}),
-            ]
+            events: list[TicketEvent] = []
+            for name in ("TicketCreate", "TicketCustomerUpdate"):
+                self._raise(ticket, events, name, {"TicketID": ticket_id})
             article_id = self._add_article(ticket, article, user_id, ticket_id, events)
             self._write_fields(ticket, writes, user_id, ticket_id, events)
             result = copy.deepcopy(ticket)
@@ -191,7 +202,7 @@ class ZnunyState:
                     return
                 setattr(ticket, attribute, value)
                 self._touch(ticket, user_id)
-                events.append(TicketEvent(event, ticket_id, {"TicketID": event_id}))
+                self._raise(ticket, events, event, {"TicketID": event_id})
 
             set_attribute("title", change.title, "TicketTitleUpdate")
             set_attribute("queue_id", change.queue_id, "TicketQueueUpdate")
@@ -203,9 +214,7 @@ class ZnunyState:
                 if (user, company) != (ticket.customer_user_id, ticket.customer_id):
                     ticket.customer_user_id, ticket.customer_id = user, company
                     self._touch(ticket, user_id)
-                    events.append(
-                        TicketEvent("TicketCustomerUpdate", ticket_id, {"TicketID": event_id})
-                    )
+                    self._raise(ticket, events, "TicketCustomerUpdate", {"TicketID": event_id})
             set_attribute("priority_id", change.priority_id, "TicketPriorityUpdate")
             set_attribute("owner_id", change.owner_id, "TicketOwnerUpdate")
             set_attribute("responsible_id", change.responsible_id, "TicketResponsibleUpdate")
@@ -220,6 +229,13 @@ class ZnunyState:
     def _touch(self, ticket: Ticket, user_id: int) -> None:
         ticket.changed = self.now()
         ticket.change_by = user_id
+
+    def _raise(
+        self, ticket: Ticket, events: list[TicketEvent], name: str, data: dict[str, Any]
+    ) -> None:
+        """Queue event ``name`` for the listener and add its ticket history entry."""
+        ticket.history.append(self.now())
+        events.append(TicketEvent(name, ticket.ticket_id, data))
 
     def _add_article(
         self,
@@ -251,10 +267,27 @@ class ZnunyState:
                 create_by=user_id,
             )
         )
-        self._touch(ticket, user_id)
         data = {"TicketID": event_id, "ArticleID": article_id, "OldTicketData": old}
-        events.append(TicketEvent("ArticleCreate", ticket.ticket_id, data))
+        self._raise(ticket, events, "ArticleCreate", data)  # the ticket row is not touched
+        if self._resets_unlock_timeout(ticket):
+            incoming = int(self.now().timestamp())
+            if ticket.unlock_timeout != incoming:  # TicketUnlockTimeoutUpdate
+                ticket.unlock_timeout = incoming
+                self._touch(ticket, user_id)
+                self._raise(ticket, events, "TicketUnlockTimeoutUpdate", {"TicketID": event_id})
         return article_id
+
+    @staticmethod
+    def _resets_unlock_timeout(ticket: Ticket) -> bool:
+        """``ArticleCreate``'s rule: after an agent article, or after a customer article whose
+        previous article (system ones skipped) came from an agent."""
+        *earlier, new = ticket.articles
+        if new.sender_type == "agent":
+            return True
+        if new.sender_type != "customer":
+            return False
+        previous = [article for article in earlier if article.sender_type != "system"]
+        return bool(previous) and previous[-1].sender_type == "agent"
 
     def _default_from(self, ticket: Ticket, sender_type: str, user_id: int) -> str:
         if sender_type == "customer":
@@ -289,7 +322,7 @@ class ZnunyState:
                 "TicketID": event_id,
                 "UserID": user_id,
             }
-            events.append(TicketEvent(f"TicketDynamicFieldUpdate_{name}", ticket.ticket_id, data))
+            self._raise(ticket, events, f"TicketDynamicFieldUpdate_{name}", data)
 
     def _ticket_number(self, now: dt.datetime) -> str:
         day = catalog.format_time(now, self.directory.zone)[:10].replace("-", "")

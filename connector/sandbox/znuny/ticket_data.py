@@ -81,7 +81,7 @@ class Renderer:
             "CreateBy": ticket.create_by,
             "ChangeBy": ticket.change_by,
             "Age": max(age, 0),
-            "UnlockTimeout": 0,
+            "UnlockTimeout": ticket.unlock_timeout,
             "UntilTime": 0,
             "RealTillTimeNotUsed": 0,
             "EscalationTime": 0,
@@ -96,6 +96,10 @@ class Renderer:
                     list(value) if isinstance(value, list) else value
                 )
         return data
+
+    def history(self, ticket: Ticket) -> list[str]:
+        """When each ticket history entry was added (what ``TicketChangeTime*`` searches)."""
+        return [self._time(moment) for moment in ticket.history]
 
     def article(self, article: Article) -> dict[str, Any]:
         """One article hash, as in the captured ``Article``/``Articles``."""

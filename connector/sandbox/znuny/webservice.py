@@ -10,7 +10,9 @@ rather than silently ignored.
 Conditions (``Event/Handler.pm`` ``_ConditionCheck``, facts §5): groups keyed ``'1'``,
 ``'2'``... each with ``Type`` and/or/xor over ``Fields``; a field check is ``String`` (equal),
 ``Regexp`` (search) or ``Array`` (any of); groups are joined by ``ConditionLinking``. Checks see
-the ticket's TicketGet data (e.g. ``ChangeBy``), not the event data; a missing key fails.
+the ticket's TicketGet data (e.g. ``ChangeBy``), not the event data; for article events the
+ticket merged with the article (see :mod:`~connector.sandbox.znuny.invoker`); a missing key
+fails.
 """
 
 from __future__ import annotations

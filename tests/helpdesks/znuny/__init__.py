@@ -51,9 +51,11 @@ def basic(user: str = HOOK_USER, password: str = HOOK_SECRET) -> dict[str, str]:
 def znuny_instance(
     url: str = "http://127.0.0.1:9/znuny/nph-genericinterface.pl/Webservice/BitrixSLA",
     name: str = "main",
+    webhook_secret: str = HOOK_SECRET,
     **options: Any,
 ) -> InstanceSettings:
-    """A ``kind: znuny`` instance whose webhook credentials are the captured request's."""
+    """A ``kind: znuny`` instance whose webhook credentials are (by default) the captured
+    request's."""
     values: dict[str, Any] = {
         "user_login": AGENT,
         "password": AGENT_PASSWORD,
@@ -65,7 +67,7 @@ def znuny_instance(
         name=name,
         kind="znuny",
         url=url,
-        webhook_secret=SecretStr(HOOK_SECRET),
+        webhook_secret=SecretStr(webhook_secret),
         timeout_seconds=5,
         options=values,
     )

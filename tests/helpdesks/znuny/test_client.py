@@ -8,6 +8,7 @@ might add, a password echoed in a message, a proxy's HTML page with status 200).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import zoneinfo
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +22,14 @@ import yaml
 from connector.errors import ConfigError, PermanentError, TransientError
 from connector.helpdesks.base import HelpdeskAdapter, WritePlan
 from connector.helpdesks.registry import build as registry_build
-from connector.helpdesks.znuny import ZnunyAdapter, build, load_options
+from connector.helpdesks.znuny import ZnunyAdapter, build, load_options, possible_values
 from connector.helpdesks.znuny.options import SHIPPED_DYNAMIC_FIELDS
+from connector.helpdesks.znuny.payload import format_time
 from connector.sandbox.znuny import ZnunySandbox, webservice_yaml
+from tests.cli import run as run_cli
+from tests.clock import Clock
 
-from . import AGENT, AGENT_PASSWORD, start_sandbox, znuny_instance
+from . import AGENT, AGENT_PASSWORD, MAPPINGS, start_sandbox, znuny_instance
 
 MOSCOW = zoneinfo.ZoneInfo("Europe/Moscow")
 BASE = "https://znuny.example/znuny/nph-genericinterface.pl/Webservice/BitrixSLA"
@@ -422,3 +426,297 @@ def test_unknown_webservice_name_is_transient(sandbox: ZnunySandbox) -> None:
     adapter, _ = build(znuny_instance(url=url))
     with pytest.raises(TransientError):
         adapter.read("1")
+
+
+# --- agent passwords outside ASCII (the header carries UTF-8 bytes) ----------------------------
+
+
+@pytest.mark.parametrize("password", ["пароль-агента", "Pässwört-7"])
+def test_a_non_ascii_password_authenticates(password: str) -> None:
+    server = start_sandbox(agents={"root@localhost": "root", AGENT: password})
+    try:
+        ticket = new_ticket(server)
+        client, _ = build(znuny_instance(url=server.base_url, password=password))
+        assert client.read(ticket).id == ticket
+        client.close()
+    finally:
+        server.stop()
+
+
+@responses.activate
+def test_a_non_ascii_password_goes_out_as_its_utf8_bytes() -> None:
+    client, _ = build(znuny_instance(url=BASE, password="пароль"))
+    responses.get(f"{BASE}/Ticket/5", json=error("TicketGet.AuthFail", "bad пароль"))
+    with pytest.raises(PermanentError) as caught:
+        client.read("5")
+    assert "пароль" not in str(caught.value)  # masked, as any echoed password
+    raw = responses.calls[0].request.headers["X-OTRS-Header-Password"]
+    assert raw.encode("latin-1") == "пароль".encode()  # what http.client puts on the wire
+
+
+@pytest.mark.parametrize(
+    ("options", "key", "reason"),
+    [
+        ({"password": "two\nlines"}, "options.password", "control character"),
+        ({"password": " padded "}, "options.password", "whitespace"),
+        ({"user_login": "слабот"}, "options.user_login", "printable ASCII"),
+        ({"user_login": "slabot "}, "options.user_login", "printable ASCII"),
+    ],
+)
+def test_credentials_a_header_cannot_carry_are_refused_at_load(
+    options: dict[str, str], key: str, reason: str
+) -> None:
+    text = config_error(**options)
+    assert f"instances.main.{key}" in text
+    assert reason in text
+    assert "two\nlines" not in text and " padded " not in text  # the secret is not shown
+
+
+def test_check_config_names_a_password_the_header_cannot_carry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'sla.db'}")
+    monkeypatch.setenv("ZNUNY_HOOK_TEST", "hook-secret")
+    monkeypatch.setenv("ZNUNY_PW_TEST", "пароль\tс табуляцией")
+    monkeypatch.delenv("BITRIX_SLA_MAPPINGS", raising=False)
+    instance = {
+        "name": "main",
+        "kind": "znuny",
+        "url": "http://127.0.0.1:9/znuny/nph-genericinterface.pl/Webservice/BitrixSLA",
+        "webhook_secret_env": "ZNUNY_HOOK_TEST",
+        "options": {"user_login": AGENT, "password_env": "ZNUNY_PW_TEST"},
+    }
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(
+        yaml.safe_dump({"mappings_dir": str(MAPPINGS), "instances": [instance]}), "utf-8"
+    )
+    code, text = run_cli("check-config", "--config", str(settings))
+    assert code == 1
+    assert f"{settings}: instances.main.options.password_env: the agent's password contains" in (
+        text
+    )
+    assert "табуляцией" not in text
+
+
+# --- the sweep pages past the search limit ------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(dt.datetime(2026, 11, 28, 4, 0, 0, tzinfo=dt.UTC))
+
+
+@pytest.fixture
+def timed(clock: Clock) -> Iterator[ZnunySandbox]:
+    """A sandbox whose clock the test moves."""
+    server = start_sandbox(otrs_time_zone="Europe/Moscow", clock=clock)
+    yield server
+    server.stop()
+
+
+def limited(sandbox: ZnunySandbox, clock: Clock, limit: int) -> ZnunyAdapter:
+    """An adapter whose TicketSearch pages hold ``limit`` ids, on the sandbox's clock."""
+    instance = znuny_instance(
+        url=sandbox.base_url, otrs_time_zone="Europe/Moscow", search_limit=limit
+    )
+    options = load_options(instance)
+    values = possible_values(instance.name, options)
+    return ZnunyAdapter(instance.name, instance.url, options, possible_values=values, clock=clock)
+
+
+def searches(sandbox: ZnunySandbox) -> int:
+    return sum(1 for op in sandbox.operations() if op.operation == "TicketSearch")
+
+
+def test_changed_since_pages_past_the_search_limit(timed: ZnunySandbox, clock: Clock) -> None:
+    first = [new_ticket(timed), new_ticket(timed)]  # the same second
+    clock.advance(seconds=1)
+    start = clock.now
+    later = [new_ticket(timed)]
+    clock.advance(seconds=10)
+    later += [new_ticket(timed), new_ticket(timed)]  # the same second again
+    clock.advance(minutes=5)
+    closed = new_ticket(timed)
+    timed.update_ticket(int(closed), state="closed successful")
+    adapter = limited(timed, clock, 3)  # a page of 3: fewer than the 5 open tickets
+    found = list(adapter.changed_since(None))
+    assert sorted(found) == sorted(first + later)  # every open ticket, each once
+    assert searches(timed) > 1
+    assert sorted(adapter.changed_since(start)) == sorted(later)
+
+
+def test_a_follow_up_article_is_found_by_the_sweep(timed: ZnunySandbox, clock: Clock) -> None:
+    new_ticket(timed)  # nothing happens to this one
+    answered = new_ticket(timed)
+    clock.advance(hours=1)
+    since = clock.now
+    timed.add_article(int(answered), body="any news?", sender_type="customer")
+    assert timed.ticket(int(answered))["Changed"] < format_time(since, MOSCOW)  # row untouched
+    assert list(limited(timed, clock, 10).changed_since(since)) == [answered]
+
+
+def test_a_full_page_within_one_second_fails_the_sweep(timed: ZnunySandbox, clock: Clock) -> None:
+    for _ in range(3):
+        new_ticket(timed)
+    adapter = limited(timed, clock, 3)
+    with pytest.raises(PermanentError) as caught:
+        list(adapter.changed_since(None))
+    text = str(caught.value)
+    assert "3 or more open tickets have a history entry within the second 2026-11-28 07:00:00" in (
+        text
+    )
+    assert "instances.main.options.search_limit is 3" in text
+    assert "Europe/Moscow" in text
+
+
+@responses.activate
+def test_a_search_that_never_narrows_ends_in_an_error(clock: Clock) -> None:
+    instance = znuny_instance(url=BASE, search_limit=2)
+    options = load_options(instance)
+    adapter = ZnunyAdapter(
+        "main", BASE, options, possible_values=possible_values("main", options), clock=clock
+    )
+    responses.post(f"{BASE}/TicketSearch", json={"TicketID": ["7", "8"]})  # always full
+    with pytest.raises(PermanentError, match="TicketSearch cannot page the sweep") as caught:
+        list(adapter.changed_since(clock.now))
+    assert len(responses.calls) < 40  # it gives up instead of searching for ever
+    assert "search_limit is 2" in str(caught.value)
+
+
+@responses.activate
+def test_a_full_window_is_split_at_now_and_each_half_searched(clock: Clock) -> None:
+    instance = znuny_instance(url=BASE, otrs_time_zone="Europe/Moscow", search_limit=2)
+    options = load_options(instance)
+    adapter = ZnunyAdapter(
+        "main", BASE, options, possible_values=possible_values("main", options), clock=clock
+    )
+    bodies: list[dict[str, Any]] = []
+
+    def answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        body = json.loads(request.body or b"{}")
+        bodies.append(body)
+        if body["TicketChangeTimeNewerDate"] > "2026-11-28 07:00:00":  # after now: nothing
+            ids = []
+        elif "TicketChangeTimeOlderDate" not in body:
+            ids = ["7", "8"]  # a full page: there may be more
+        else:
+            ids = ["8"]
+        return 200, {}, json.dumps({"TicketID": ids})
+
+    responses.add_callback(responses.POST, f"{BASE}/TicketSearch", callback=answer)
+    since = dt.datetime(2026, 11, 28, 3, 0, tzinfo=dt.UTC)
+    assert list(adapter.changed_since(since)) == ["7", "8"]
+    assert [
+        (b.get("TicketChangeTimeNewerDate"), b.get("TicketChangeTimeOlderDate")) for b in bodies
+    ] == [
+        ("2026-11-28 06:00:00", None),  # full: split at now (07:00 Moscow)
+        ("2026-11-28 06:00:00", "2026-11-28 07:00:00"),
+        ("2026-11-28 07:00:01", None),
+    ]
+    assert {(b["SortBy"], b["OrderBy"], b["Limit"]) for b in bodies} == {("Changed", "Up", 2)}
+    assert {tuple(b["StateType"]) for b in bodies} == {
+        ("new", "open", "pending reminder", "pending auto")
+    }
+
+
+# --- due times and Created in the hour DST repeats ------------------------------------------------
+
+BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
+#: 2026-10-25: Berlin shows 02:00-02:59 twice, first as CEST (00:xxZ), then as CET (01:xxZ)
+FIRST_0230, SECOND_0230 = "2026-10-25T00:30:00Z", "2026-10-25T01:30:00Z"
+
+
+@pytest.fixture
+def berlin() -> Iterator[ZnunySandbox]:
+    clock = Clock(dt.datetime(2026, 10, 25, 1, 30, tzinfo=dt.UTC))  # the second 02:30
+    server = start_sandbox(otrs_time_zone="Europe/Berlin", clock=clock)
+    yield server
+    server.stop()
+
+
+def berlin_adapter(sandbox: ZnunySandbox) -> ZnunyAdapter:
+    return build(znuny_instance(url=sandbox.base_url, otrs_time_zone="Europe/Berlin"))[0]
+
+
+@pytest.mark.parametrize("due", [FIRST_0230, SECOND_0230])
+def test_a_due_time_in_the_repeated_hour_reads_back_as_written(
+    berlin: ZnunySandbox, due: str
+) -> None:
+    adapter = berlin_adapter(berlin)
+    ticket = new_ticket(berlin)
+    adapter.read(ticket)
+    adapter.apply(WritePlan(ticket_id=ticket, fields={"sla_due_at": due}))
+    assert berlin.ticket(int(ticket))["DynamicField_BitrixSLADueAt"] == "2026-10-25 02:30:00"
+    assert adapter.read(ticket).managed_fields["sla_due_at"] == due  # the plan converges
+    assert len(berlin.writes(ticket)) == 1
+
+
+def test_a_restarted_adapter_does_not_rewrite_a_due_time_znuny_holds(
+    berlin: ZnunySandbox,
+) -> None:
+    ticket = new_ticket(berlin)
+    first = berlin_adapter(berlin)
+    first.apply(WritePlan(ticket_id=ticket, fields={"sla_due_at": FIRST_0230}))
+    again = berlin_adapter(berlin)  # a new process: no memory of what was written
+    assert again.read(ticket).managed_fields["sla_due_at"] == SECOND_0230  # as Znuny reads it
+    berlin.clear_calls()
+    assert again.apply(WritePlan(ticket_id=ticket, fields={"sla_due_at": FIRST_0230})) == []
+    assert berlin.calls("PATCH") == []  # Znuny holds that text: nothing to write
+    assert again.read(ticket).managed_fields["sla_due_at"] == FIRST_0230
+    assert len(berlin.writes(ticket)) == 1
+
+
+def test_created_in_the_repeated_hour_is_the_later_instant(berlin: ZnunySandbox) -> None:
+    ticket = new_ticket(berlin)
+    assert berlin.ticket(int(ticket))["Created"] == "2026-10-25 02:30:00"
+    created = berlin_adapter(berlin).read(ticket).created_at
+    assert created.astimezone(dt.UTC).isoformat() == "2026-10-25T01:30:00+00:00"
+
+
+# --- error bodies Znuny can send -----------------------------------------------------------------
+
+
+@responses.activate
+def test_null_error_code_and_message_are_a_project_error(offline: ZnunyAdapter) -> None:
+    responses.get(f"{BASE}/Ticket/5", json={"Error": {"ErrorCode": None, "ErrorMessage": None}})
+    with pytest.raises(TransientError, match=r"-> 200 TicketGet\.Unknown$"):
+        offline.read("5")
+
+
+@responses.activate
+def test_null_message_with_a_permanent_code_is_permanent(offline: ZnunyAdapter) -> None:
+    responses.get(
+        f"{BASE}/Ticket/5",
+        json={"Error": {"ErrorCode": "TicketGet.AuthFail", "ErrorMessage": None}},
+    )
+    with pytest.raises(PermanentError, match=r"TicketGet\.AuthFail"):
+        offline.read("5")
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    "code",
+    [
+        "TicketGet.WrongStructure",
+        "TicketGet.NotValidTicketID",
+        "TicketGet.NotTicketData",
+        "Webservice.InvalidConfiguration",
+    ],
+)
+def test_structural_ticket_get_errors_are_permanent(offline: ZnunyAdapter, code: str) -> None:
+    responses.get(f"{BASE}/Ticket/5", json=error(code))
+    with pytest.raises(PermanentError, match=code.replace(".", r"\.")):
+        offline.read("5")
+
+
+@responses.activate
+def test_an_empty_update_request_is_permanent(offline: ZnunyAdapter) -> None:
+    responses.patch(f"{BASE}/Ticket/5", json=error("TicketUpdate.EmptyRequest"))
+    with pytest.raises(PermanentError, match=r"TicketUpdate\.EmptyRequest"):
+        offline.apply(WritePlan(ticket_id="5", fields={"sla_tier": "partner"}))
+
+
+def test_a_malformed_ticket_id_is_permanent(sandbox: ZnunySandbox, adapter: ZnunyAdapter) -> None:
+    with pytest.raises(PermanentError, match=r"TicketGet\.WrongStructure"):
+        adapter.read("0")
+    assert [op.error_code for op in sandbox.operations()] == ["TicketGet.WrongStructure"]

@@ -34,6 +34,7 @@ from connector.sandbox.fake_helpdesk import wait_until
 from connector.sandbox.znuny import ZnunySandbox
 from connector.service import Service
 from connector.settings import InstanceSettings, Settings
+from tests.clock import Clock
 from tests.webhooks.conftest import close_app, row_counts
 from webhooks.app import create_app
 from webhooks.responses import current_service
@@ -41,7 +42,6 @@ from webhooks.responses import current_service
 from . import (
     AGENT,
     AGENT_PASSWORD,
-    HOOK_SECRET,
     MAPPINGS,
     basic,
     captured,
@@ -160,10 +160,18 @@ class Stack:
     def jobs(self, ticket: int) -> list[Job]:
         return [job for job in self.service.store.list_jobs() if job.ticket_id == str(ticket)]
 
-    def configure(self, secret: str = HOOK_SECRET, **changes: Any) -> dict[str, Any]:
-        """Load the rendered web service into the sandbox; ``changes`` edit its invoker."""
+    def configure(self, secret: str | None = None, **changes: Any) -> dict[str, Any]:
+        """Load the rendered web service into the sandbox; ``changes`` edit its invoker.
+
+        Args:
+            secret: the BasicAuth password (or header token) Znuny sends; by default the
+                instance's webhook secret.
+        """
         options = {**self.instance.options, "webhook_base_url": self.edge_url}
         instance = self.instance.model_copy(update={"options": options})
+        if secret is None:
+            assert instance.webhook_secret is not None
+            secret = instance.webhook_secret.get_secret_value()
         text = render_webservice(instance, load_options(instance), secret=secret)
         document: dict[str, Any] = yaml.safe_load(text)
         document["Requester"]["Invoker"]["BitrixSLAWebhook"].update(changes)
@@ -178,19 +186,33 @@ def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     Args:
         fields: the DF import file the sandbox gets (default: the shipped one).
         password: the agent password the connector is configured with.
-        options: more instance options (e.g. ``webhook_auth="header"``).
+        agent_password: the agent's password in Znuny (default: ``password``'s default).
+        clock: the sandbox's clock (default: the real one).
+        max_body_bytes: the edge's body limit (default: the settings' default).
+        options: more instance options (e.g. ``webhook_auth="header"``, ``webhook_secret``).
     """
     teardown: list[Callable[[], None]] = []
 
     def build_stack(
-        fields: str | None = None, password: str = AGENT_PASSWORD, **options: Any
+        fields: str | None = None,
+        password: str = AGENT_PASSWORD,
+        *,
+        agent_password: str = AGENT_PASSWORD,
+        clock: Callable[[], dt.datetime] | None = None,
+        max_body_bytes: int | None = None,
+        **options: Any,
     ) -> Stack:
         mappings = tmp_path / "mappings"
         shutil.copytree(MAPPINGS, mappings)
         tiers = mappings / "tiers.yaml"
         rules = tiers.read_text("utf-8").replace("rules:\n", "rules:" + ZNUNY_TIER_RULES, 1)
         tiers.write_text(rules, "utf-8")
-        sandbox = start_sandbox(fields, otrs_time_zone="Europe/Moscow")
+        sandbox = start_sandbox(
+            fields,
+            otrs_time_zone="Europe/Moscow",
+            agents={"root@localhost": "root", AGENT: agent_password},
+            clock=clock,
+        )
         teardown.append(sandbox.stop)
         sandbox.add_dynamic_field(
             "BitrixLicenseType", "Dropdown", config={"PossibleValues": {"partner": "Partner"}}
@@ -202,6 +224,7 @@ def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
             password=password,
             **options,
         )
+        limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
         settings = Settings(
             database_url=SecretStr(f"sqlite:///{tmp_path / 'db.sqlite'}"),
             mappings_dir=mappings,
@@ -210,6 +233,7 @@ def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
             backoff_cap_seconds=0.3,
             lease_seconds=5,
             instances=(instance,),
+            **limits,
         )
         service = Service.from_settings(settings)
         worker = service.worker(concurrency=3, periodic=False)
@@ -455,3 +479,107 @@ def test_header_token_authentication_end_to_end(make_stack: Callable[..., Stack]
     stack.sandbox.update_ticket(ticket, priority="1 very low")
     stack.settle()
     assert 401 in {d.status for d in stack.sandbox.deliveries()}
+
+
+# --- what real Znuny does that the first version of the adapter got wrong -----------------------
+
+
+def test_a_long_webhook_secret_is_accepted_as_znuny_wraps_it(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(webhook_secret="0123456789abcdef" * 4)  # `openssl rand -hex 32`
+    ticket = create(stack, "olga", EMERGENCY)
+    stack.settle()
+    assert {d.status for d in stack.sandbox.deliveries()} == {200}
+    assert stack.fields(ticket)["BitrixSLALevel"] == "commercial-operational"
+
+
+def test_a_cyrillic_agent_password_works_end_to_end(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(password="пароль-агента", agent_password="пароль-агента")
+    ticket = create(stack, "ivan", STANDARD)
+    stack.settle()
+    assert stack.fields(ticket)["BitrixSLALevel"] == "partner-standard"
+    assert {job.status for job in stack.jobs(ticket)} == {"done"}
+
+
+class Collected:
+    """The job store as the sweep sees it, except that it keeps the ticket ids instead of
+    queueing them."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.ids: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def enqueue(self, kind: str, instance: str, ticket_id: str, reason: str) -> None:
+        self.ids.append(ticket_id)
+
+
+def test_the_sweep_pages_past_the_search_limit(make_stack: Callable[..., Stack]) -> None:
+    clock = Clock(dt.datetime.now(dt.UTC))
+    stack = make_stack(search_limit=3, clock=clock)
+    stack.sandbox.pause_daemon()  # Znuny sends nothing: only the sweep can find them
+    tickets = []
+    for customer in ("ivan", "olga", "petr", "ivan", "olga", "petr", "ivan"):
+        tickets.append(create(stack, customer, STANDARD))
+        clock.advance(seconds=1)  # Znuny's clock runs ahead of the connector's: fine too
+    found = Collected(stack.service.store)  # queued after the sweep: the frozen clock would
+    sweep = reconciliation(cast(Any, found), stack.service.adapters, 300)  # all in one second
+    assert sweep.run(EPOCH, threading.Event()) == 7  # not just the first page of 3
+    assert sorted(found.ids) == sorted(str(ticket) for ticket in tickets)
+    for ticket_id in found.ids:
+        stack.service.store.enqueue("znuny", "main", ticket_id, "sweep")
+    stack.settle(daemon=False)
+    for ticket in tickets:
+        assert stack.fields(ticket)["BitrixSLATier"] is not None, ticket
+    stack.sandbox.resume_daemon()
+    stack.settle()
+
+
+def test_reopened_and_retitled_tickets_reach_the_connector(stack: Stack) -> None:
+    ticket = create(stack, "petr", STANDARD)
+    stack.settle()
+    stack.sandbox.update_ticket(ticket, state="closed successful")
+    stack.sandbox.update_ticket(ticket, state="open")
+    stack.sandbox.update_ticket(ticket, title=EMERGENCY[0])
+    stack.settle()
+    delivered = [(d.event, d.status) for d in stack.sandbox.deliveries()]
+    assert delivered.count(("TicketStateUpdate", 200)) == 2
+    assert ("TicketTitleUpdate", 200) in delivered
+    assert stack.fields(ticket)["BitrixSLALevel"] == "noncommercial"
+
+
+def test_a_customer_follow_up_after_the_connectors_write_is_delivered(stack: Stack) -> None:
+    ticket = create(stack, "ivan", STANDARD)
+    stack.settle()
+    assert stack.sandbox.ticket(ticket)["ChangeBy"] == stack.sandbox.agent_id(AGENT)
+    stack.sandbox.add_article(ticket, body="Any news?", sender_type="customer", user_id=1)
+    stack.settle()
+    assert stack.sandbox.ticket(ticket)["ChangeBy"] == stack.sandbox.agent_id(AGENT)  # as Znuny
+    follow_ups = [d for d in stack.sandbox.deliveries() if d.event == "ArticleCreate"]
+    assert [d.status for d in follow_ups] == [200, 200]  # the first article, the follow-up
+
+
+def test_long_tickets_fit_the_edge_once_articles_are_omitted(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(max_body_bytes=64 * 1024)
+    ticket = create(stack, "olga", STANDARD)
+    stack.settle()
+    for _ in range(4):  # a long thread: every event now carries all of it
+        stack.sandbox.add_article(ticket, body="quoted reply " * 3000, sender_type="customer")
+    wait_until(lambda: stack.sandbox.webhooks_abandoned >= 4, timeout=10)
+    stack.settle()
+    refused = [d for d in stack.sandbox.deliveries() if d.event == "ArticleCreate"][1:]
+    assert refused and not any(d.ok for d in refused)  # every try of every one of them
+    # 413, or the connection closed by the edge while Znuny was still sending the body
+    assert {d.status for d in refused} <= {413, None}
+    stack.sandbox.set_omitted_fields("BitrixSLAWebhook", "Articles;Article")  # README step 4
+    stack.sandbox.update_ticket(ticket, dynamic_fields={"SLAOverride": "emergency"})
+    stack.settle()
+    last = stack.sandbox.deliveries()[-1]
+    assert (last.event, last.status) == ("TicketDynamicFieldUpdate_SLAOverride", 200)
+    assert "Articles" not in last.payload["Ticket"]
+    assert stack.fields(ticket)["BitrixSLALevel"] == "commercial-operational"

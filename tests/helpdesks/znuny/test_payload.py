@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from connector.helpdesks.znuny import load_dynamic_fields
 from connector.helpdesks.znuny.options import SHIPPED_DYNAMIC_FIELDS
 from connector.helpdesks.znuny.payload import (
+    ErrorBody,
     InvokerRequest,
     TicketGetAnswer,
     TicketSearchAnswer,
@@ -87,6 +88,25 @@ def test_utc_due_time_converts_to_otrs_time_zone() -> None:
 def test_round_trip_keeps_the_instant() -> None:
     moment = dt.datetime(2026, 3, 29, 0, 30, tzinfo=dt.UTC)  # the night Berlin changes clocks
     assert parse_time(format_time(moment, BERLIN), BERLIN) == moment
+
+
+def test_a_wall_time_shown_twice_is_the_later_instant() -> None:
+    """Znuny's Perl ``DateTime`` takes the latest UTC time for an ambiguous local time."""
+    moment = parse_time("2026-10-25 02:30:00", BERLIN)  # CEST, then again as CET
+    assert moment.astimezone(dt.UTC) == dt.datetime(2026, 10, 25, 1, 30, tzinfo=dt.UTC)
+    assert format_time(moment, BERLIN) == "2026-10-25 02:30:00"
+
+
+def test_a_skipped_wall_time_keeps_the_offset_before_the_change() -> None:
+    moment = parse_time("2026-03-29 02:30:00", BERLIN)  # the clocks jump from 02:00 to 03:00
+    assert moment.astimezone(dt.UTC) == dt.datetime(2026, 3, 29, 1, 30, tzinfo=dt.UTC)
+
+
+def test_null_or_odd_error_fields_read_as_text() -> None:
+    empty = ErrorBody.model_validate({"ErrorCode": None, "ErrorMessage": None})
+    assert (empty.code, empty.message, empty.permanent) == ("", "", False)
+    odd = ErrorBody.model_validate({"ErrorCode": "TicketGet.WrongStructure", "ErrorMessage": 5})
+    assert (odd.message, odd.permanent) == ("5", True)
 
 
 @pytest.mark.parametrize("text", ["2026-11-28", "2026-11-28T04:00:07", "", "28.11.2026 04:00"])

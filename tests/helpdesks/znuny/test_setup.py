@@ -155,6 +155,32 @@ def test_apply_prints_the_steps_and_the_filled_in_web_service(sandbox: ZnunySand
     sandbox.configure_webservice(document)  # the printed YAML is importable as it is
 
 
+OMITTED = "GenericInterface::Invoker::Ticket::Generic::PrepareRequest::OmittedFields"
+
+
+def test_the_check_reminds_of_the_omitted_fields_setting(sandbox: ZnunySandbox) -> None:
+    sandbox.create_ticket(title="Test", customer_user="ivan", body="Hello")
+    code, text = setup(znuny_instance(url=sandbox.base_url))
+    assert code == 0  # SysConfig cannot be read over REST: a reminder, not a finding
+    [line] = [line for line in text.splitlines() if line.startswith("[by hand]")]
+    assert f"SysConfig {OMITTED} maps BitrixSLAWebhook to Articles;Article" in line
+    assert "--apply prints how" in line
+
+
+def test_apply_prints_how_to_leave_the_articles_out(sandbox: ZnunySandbox) -> None:
+    sandbox.create_ticket(title="Test", customer_user="ivan", body="Hello")
+    code, text = setup(znuny_instance(url=sandbox.base_url), apply=True)
+    assert code == 0
+    assert (
+        f"bin/znuny.Console.pl Admin::Config::Update --setting-name '{OMITTED}' "
+        "--source-path omitted-fields.yml"
+    ) in text
+    printed = text.split(f"--- SysConfig {OMITTED} (omitted-fields.yml) ---\n", 1)[1]
+    value = yaml.safe_load(printed.split("--- web service YAML ---", 1)[0])
+    assert value == {"BitrixSLAWebhook": "Articles;Article"}
+    sandbox.set_omitted_fields(*next(iter(value.items())))  # the value the sandbox applies
+
+
 def test_cli_runs_the_znuny_setup(
     sandbox: ZnunySandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

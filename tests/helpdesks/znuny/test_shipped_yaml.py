@@ -17,6 +17,7 @@ import yaml
 
 from connector.helpdesks.znuny import load_dynamic_fields, load_options
 from connector.helpdesks.znuny.options import SHIPPED_DYNAMIC_FIELDS
+from connector.helpdesks.znuny.receiver import HANDLED_EVENTS
 from connector.helpdesks.znuny.setup import WEBSERVICE_FILE, render_webservice
 from connector.mappings import load_mappings
 from connector.policy.decision import TOPICS, Policy, decide
@@ -144,6 +145,8 @@ def test_webservice_subscribes_the_sla_events_asynchronously_with_the_loop_guard
         "TicketCustomerUpdate",
         "TicketPriorityUpdate",
         "TicketQueueUpdate",
+        "TicketTitleUpdate",
+        "TicketStateUpdate",
         "TicketDynamicFieldUpdate_SLAOverride",
         "TicketDynamicFieldUpdate_SLATopic",
         "TicketDynamicFieldUpdate_SLAScope",
@@ -152,6 +155,22 @@ def test_webservice_subscribes_the_sla_events_asynchronously_with_the_loop_guard
         assert event["Asynchronous"] == "1"
         check = event["Condition"]["Condition"]["1"]["Fields"]["ChangeBy"]
         assert check == {"Type": "Regexp", "Match": r"^(?!2$)\d+$"}
+
+
+def test_every_handled_event_is_subscribed_shipped_and_rendered() -> None:
+    shipped = yaml.safe_load(WEBSERVICE_FILE.read_text(encoding="utf-8"))
+    instance = znuny_instance(integration_user_id=17)
+    rendered = yaml.safe_load(render_webservice(instance, load_options(instance)))
+    for document in (shipped, rendered):
+        events = document["Requester"]["Invoker"]["BitrixSLAWebhook"]["Events"]
+        assert set(HANDLED_EVENTS) <= {event["Event"] for event in events}
+    rendered_events = rendered["Requester"]["Invoker"]["BitrixSLAWebhook"]["Events"]
+    for event in rendered_events:
+        if event["Event"] in ("TicketTitleUpdate", "TicketStateUpdate"):
+            assert event["Asynchronous"] == "1"
+            assert event["Condition"]["Condition"]["1"]["Fields"] == {
+                "ChangeBy": {"Type": "Regexp", "Match": r"^(?!17$)\d+$"}
+            }
 
 
 def test_rendered_webservice_fills_in_the_instance() -> None:

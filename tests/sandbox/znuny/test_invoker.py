@@ -199,3 +199,60 @@ def test_delivery_order_follows_events_with_one_unshuffled_worker(sink: Sink) ->
         assert [r.body["Event"]["TicketID"] for r in sink.received] == created
     finally:
         znuny.stop()
+
+
+# --- what Znuny's requester does to long credentials, to article events, to big tickets ------
+
+
+def test_long_basic_credentials_are_wrapped_as_perl_wraps_them(
+    znuny: ZnunySandbox, sink: Sink
+) -> None:
+    """``encode_base64`` breaks the base64 text after 76 characters; LWP sends the break as a
+    space. Expected value: ``perl -MMIME::Base64 -e 'print encode_base64("znuny-hook:" . "f" x
+    64)'``, line break replaced by a space, the trailing one dropped by the server."""
+    url = sink.url.replace("http://", "http://znuny-hook:" + "f" * 64 + "@")
+    znuny.configure_webservice(webservice_yaml(url, events=["TicketCreate"], skip_user_id=None))
+    create_over_rest(znuny)
+    wait_until(lambda: sink.received)
+    assert sink.received[0].headers["Authorization"] == (
+        "Basic em51bnktaG9vazpmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZm"
+        " ZmZmZmZmZmZmZmZmZmZmZmZm"
+    )
+
+
+def test_article_conditions_see_the_articles_author(znuny: ZnunySandbox, sink: Sink) -> None:
+    """``ObjectType/Article.pm`` merges the article over the ticket, so for ``ArticleCreate``
+    the ``ChangeBy`` Condition tests the article's author, not the ticket's last changer."""
+    subscribe(znuny, sink, "ArticleCreate")  # ChangeBy must not be 2
+    Api(znuny.base_url).patch(1, {"DynamicField": {"Name": "SupportTier", "Value": "gold"}}, SLABOT)
+    znuny.pause_daemon()
+    znuny.add_article(1, body="any news?", sender_type="customer", user_id=1)
+    assert znuny.ticket(1)["ChangeBy"] == 2  # the ticket row is not touched by an article
+    assert znuny.webhooks_pending == 1  # yet the follow-up fires: its own ChangeBy is 1
+    znuny.resume_daemon()
+    wait_until(lambda: sink.received)
+    (request,) = sink.received
+    assert request.body["Ticket"]["ChangeBy"] == 2
+    assert request.body["Ticket"]["Article"]["CreateBy"] == 1
+    znuny.pause_daemon()
+    znuny.add_article(1, body="note", sender_type="system", user_id=2)
+    assert znuny.webhooks_pending == 0  # the integration agent's own article does not fire
+    znuny.resume_daemon()
+
+
+def test_omitted_fields_are_left_out_of_the_request(znuny: ZnunySandbox, sink: Sink) -> None:
+    """SysConfig ``...PrepareRequest::OmittedFields``: keys removed from ``Ticket`` and
+    ``Event`` (``A->B`` for nested ones; a list is handled element by element)."""
+    subscribe(znuny, sink, "ArticleCreate", skip_user_id=None)
+    znuny.set_omitted_fields("SLAWebhook", "Articles;Article; OldTicketData->Title")
+    znuny.add_article(1, body="x" * 50_000, sender_type="customer")
+    wait_until(lambda: sink.received)
+    body = sink.received[0].body
+    assert "Articles" not in body["Ticket"] and "Article" not in body["Ticket"]
+    assert "Title" not in body["Event"]["OldTicketData"]
+    assert body["Event"]["OldTicketData"]["TicketNumber"]
+    assert body["Ticket"]["Title"] == "Welcome to Znuny!"
+    znuny.set_omitted_fields("SLAWebhook", "")
+    znuny.add_article(1, body="y", sender_type="customer")
+    wait_until(lambda: len(sink.received) == 2)
+    assert len(sink.received[1].body["Ticket"]["Articles"]) == 3

@@ -127,6 +127,46 @@ def test_every_write_sets_change_by_and_changed(
     assert ticket["CreateBy"] == 1
 
 
+def test_a_customer_article_leaves_change_by_and_changed_alone(
+    api: Api, znuny: ZnunySandbox, clock: Clock
+) -> None:
+    """``ArticleCreate`` inserts article and history rows only (``MIMEBase.pm``): after the
+    integration agent's write, a customer's follow-up leaves ``ChangeBy`` at that agent."""
+    clock.advance(seconds=30)
+    api.patch(1, {"DynamicField": {"Name": "SupportTier", "Value": "gold"}}, auth=SLABOT)
+    before = stored(znuny, 1)
+    clock.advance(seconds=30)
+    znuny.add_article(1, body="any news?", sender_type="customer", user_id=1)
+    after = stored(znuny, 1)
+    assert (after["ChangeBy"], after["Changed"]) == (2, before["Changed"])
+    assert after["UnlockTimeout"] == before["UnlockTimeout"] == 0
+
+
+def test_an_agent_article_resets_the_unlock_timeout_and_sets_change_by(
+    znuny: ZnunySandbox, clock: Clock
+) -> None:
+    """``ArticleCreate`` calls ``TicketUnlockTimeoutUpdate`` for an agent article, and for a
+    customer article answering one; that update sets ``ChangeBy`` and ``Changed``."""
+    clock.advance(seconds=30)
+    znuny.add_article(1, body="We are on it.", sender_type="agent", user_id=2)
+    ticket = znuny.ticket(1)
+    assert (ticket["ChangeBy"], ticket["Changed"]) == (2, "2026-11-28 04:00:37")
+    assert ticket["UnlockTimeout"] == int(clock.now.timestamp())
+    clock.advance(seconds=30)
+    znuny.add_article(1, body="Thanks, still broken.", sender_type="customer", user_id=1)
+    ticket = znuny.ticket(1)
+    assert (ticket["ChangeBy"], ticket["Changed"]) == (1, "2026-11-28 04:01:07")
+
+
+def test_a_malformed_ticket_id_is_wrong_structure(api: Api) -> None:
+    for ticket_id in ("0", "abc", "01"):
+        answer = api("GET", f"/Ticket/{ticket_id}", params=ROOT).json()
+        assert answer["Error"] == {
+            "ErrorCode": "TicketGet.WrongStructure",
+            "ErrorMessage": "TicketGet: Invalid ticket ID parameter(s) found!",
+        }
+
+
 def test_writing_the_same_value_changes_nothing(
     api: Api, znuny: ZnunySandbox, clock: Clock
 ) -> None:

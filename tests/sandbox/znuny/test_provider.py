@@ -63,6 +63,25 @@ def test_login_in_headers(api: Api) -> None:
     assert answer.json()["Ticket"][0]["Title"] == "Printer on fire"
 
 
+def test_the_password_header_is_checked_as_the_bytes_that_arrived(znuny: ZnunySandbox) -> None:
+    """Znuny hands ``X-OTRS-Header-Password`` to the auth backend undecoded and compares the
+    password's UTF-8 bytes: the UTF-8 bytes match, the Latin-1 byte of the same letter not."""
+    agents = {"root@localhost": "root", "agent": "Pässwört"}
+    with ZnunySandbox(agents=agents) as other:
+        other.create_ticket(title="t", customer_user="c@shop.example", body="b")
+        url = f"{other.base_url}/Ticket/1"
+
+        def code(password: bytes) -> str | None:
+            headers = {"X-OTRS-Header-UserLogin": b"agent", "X-OTRS-Header-Password": password}
+            answer = requests.get(url, headers=headers, timeout=5).json()
+            return answer["Error"]["ErrorCode"] if "Error" in answer else None
+
+        assert code("Pässwört".encode()) is None
+        assert code("Pässwört".encode("latin-1")) == "TicketGet.AuthFail"
+        body = {"UserLogin": "agent", "Password": "Pässwört"}  # JSON: decoded text
+        assert "Error" not in requests.get(url, params=body, timeout=5).json()
+
+
 def test_login_in_the_body(api: Api) -> None:
     answer = api("PATCH", "/Ticket/1", json={**ROOT, "Ticket": {"Title": "Renamed"}})
     assert answer.json() == {"TicketID": "1", "TicketNumber": "2026112810000011"}

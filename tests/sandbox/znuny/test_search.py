@@ -121,3 +121,42 @@ def test_a_flat_dynamic_field_parameter_is_silently_ignored(api: Api) -> None:
 def test_search_needs_authentication(api: Api) -> None:
     answer = api("GET", "/Ticket", params={"UserLogin": "root@localhost", "Password": "x"})
     assert answer.json()["Error"]["ErrorCode"] == "TicketSearch.AuthFail"
+
+
+def test_change_time_searches_history_last_change_time_the_ticket(
+    api: Api, znuny: ZnunySandbox, clock: Clock
+) -> None:
+    """``TicketChangeTime*`` match a history entry (a new article adds one without touching
+    the ticket row); ``TicketLastChangeTime*`` match the ticket's own ``Changed``."""
+    clock.advance(seconds=600)  # 04:12:07
+    znuny.add_article(2, body="any news?", sender_type="customer")
+    assert znuny.ticket(2)["Changed"] == "2026-11-28 04:01:07"
+    assert get(api, TicketChangeTimeNewerDate="2026-11-28 04:10:00") == {"TicketID": ["2"]}
+    assert get(api, TicketLastChangeTimeNewerDate="2026-11-28 04:10:00") == {}
+    assert get(api, TicketLastChangeTimeOlderDate="2026-11-28 04:01:07") == {"TicketID": ["2", "1"]}
+    # one history entry must satisfy both ends: ticket 2 has none between 04:02 and 04:11
+    window = {"TicketChangeTimeNewerDate": "2026-11-28 04:02:00"}
+    assert get(api, **window, TicketChangeTimeOlderDate="2026-11-28 04:11:00") == {
+        "TicketID": ["3"]
+    }
+
+
+def test_limit_defaults_to_500(api: Api, znuny: ZnunySandbox) -> None:
+    for _ in range(500):
+        znuny.create_ticket(title="bulk", customer_user="c@shop.example", body="b")
+    assert len(get(api)["TicketID"]) == 500
+    assert len(get(api, Limit=0)["TicketID"]) == 500  # 0 is "none given"
+    assert len(post(api, Limit=600)["TicketID"]) == 503
+
+
+def test_sort_by_changed_up_and_sub_sorting(api: Api, znuny: ZnunySandbox, clock: Clock) -> None:
+    clock.advance(seconds=600)
+    znuny.update_ticket(1, title="Site down again")  # 1 is now the latest change
+    assert post(api, SortBy="Changed", OrderBy="Up") == {"TicketID": ["2", "3", "1"]}
+    assert post(api, SortBy="Changed") == {"TicketID": ["1", "3", "2"]}  # Down by default
+    assert post(api, SortBy=["Queue", "Age"], OrderBy=["Up", "Up"]) == {
+        "TicketID": ["1", "3", "2"]  # Raw (1, 3) before VIP (2)
+    }
+    assert post(api, SortBy=["Queue", "Age"], OrderBy=["Up"]) == {
+        "TicketID": ["3", "1", "2"]  # a missing direction is Down
+    }
