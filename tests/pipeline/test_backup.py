@@ -191,13 +191,18 @@ def test_a_directory_gets_time_named_backups_and_keeps_the_newest(
     assert sorted(p.name for p in folder.iterdir()) == [*names[2:], "notes.txt"]
 
 
-def test_a_backup_stops_between_two_steps_and_leaves_nothing(
-    live: tuple[Path, JobStore], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Shutdown (or Ctrl-C) need not wait for a large database to be copied to the end."""
+@pytest.fixture
+def stepped(live: tuple[Path, JobStore], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The live database with 300 webhooks, copied 16 pages a step: a backup of many steps."""
     path, store = live
     fill(store, 300)
     monkeypatch.setattr(backup, "STEP_PAGES", 16)
+    return path
+
+
+def test_a_backup_stops_between_two_steps_and_leaves_nothing(stepped: Path, tmp_path: Path) -> None:
+    """Shutdown (or Ctrl-C) need not wait for a large database to be copied to the end."""
+    path = stepped
     folder = tmp_path / "backups"
     folder.mkdir()
     old = folder / backup.backup_name(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
@@ -212,11 +217,9 @@ def test_a_backup_stops_between_two_steps_and_leaves_nothing(
 
 
 def test_shutdown_abandons_a_periodic_backup_and_the_tick_is_not_a_success(
-    live: tuple[Path, JobStore], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stepped: Path, tmp_path: Path
 ) -> None:
-    path, store = live
-    fill(store, 300)
-    monkeypatch.setattr(backup, "STEP_PAGES", 16)
+    path = stepped
     folder = tmp_path / "backups"
     task = periodic.backups(path, folder, keep=3, interval_seconds=3600)
     assert task.run(dt.datetime.now(dt.UTC), StopAfter(calls=2)) == ""

@@ -19,14 +19,11 @@ import pytest
 from sqlalchemy import create_engine, text, update
 from sqlalchemy import event as sa_event
 
-from connector.helpdesks.base import IncomingEvent
 from connector.pipeline import db
 from connector.pipeline.retry import Backoff
-from connector.pipeline.store import IngestResult, JobStore, RunRecord
+from connector.pipeline.store import IngestResult, Job, JobStore, RunRecord
 from tests.clock import Clock
-
-T0 = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.UTC)
-BACKOFF = Backoff(base_seconds=10, cap_seconds=100, max_attempts=4, max_age=dt.timedelta(hours=1))
+from tests.pipeline.stores import BACKOFF, T0, event, opened
 
 
 @dataclass(frozen=True)
@@ -51,11 +48,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def store(database_url: str, clock: Clock) -> Iterator[JobStore]:
-    engine = db.make_engine(database_url)
-    db.upgrade(engine)
-    opened = JobStore(engine, BACKOFF, clock=clock)
-    yield opened
-    opened.close()
+    with opened(database_url, clock) as job_store:
+        yield job_store
 
 
 @pytest.fixture
@@ -90,15 +84,24 @@ def on_thread(call: Callable[[], object], results: list[object]) -> threading.Th
     return thread
 
 
-def event(ticket: str, delivery: str) -> IncomingEvent:
-    return IncomingEvent(ticket_id=ticket, delivery_id=delivery, event="ticket.updated")
-
-
 def record(clock: Clock, outcome: str = "applied") -> RunRecord:
     return RunRecord(worker="w", started_at=clock(), finished_at=clock(), outcome=outcome)
 
 
 # -- a stale run, on both engines ------------------------------------------------------------
+
+
+def reclaimed(store: JobStore, clock: Clock) -> tuple[Job, Job]:
+    """Run 1 of ticket 7 stalls past its lease, another replica's reaper requeues the job, and
+    another slot of the same worker claims it again: (run 1, run 2)."""
+    store.ingest("fake", "a", event("7", "d1"), b"{}")
+    run1 = store.claim("w", 30)
+    assert run1 is not None
+    clock.advance(seconds=31)
+    assert store.reap() == 1
+    run2 = store.claim("w", 30)
+    assert run2 is not None and run2.id == run1.id
+    return run1, run2
 
 
 def test_a_stale_run_of_the_same_worker_cannot_end_the_new_one(
@@ -107,13 +110,7 @@ def test_a_stale_run_of_the_same_worker_cannot_end_the_new_one(
     """Run 1 stalls past its lease, another replica's reaper requeues the job, and another slot
     of the SAME worker claims it again. Run 1's end, fenced on the worker's name only, used to
     mark the job done while run 2 was still going, so a third run of the ticket could start."""
-    store.ingest("fake", "a", event("7", "d1"), b"{}")
-    run1 = store.claim("w", 30)
-    assert run1 is not None
-    clock.advance(seconds=31)
-    assert store.reap() == 1
-    run2 = store.claim("w", 30)
-    assert run2 is not None and run2.id == run1.id
+    run1, run2 = reclaimed(store, clock)
     assert not store.finish(run1, "w", record(clock))  # its claim is over
     job = store.get(run1.id)
     assert job is not None and job.status == "running"
@@ -129,13 +126,7 @@ def test_a_stale_run_of_the_same_worker_cannot_end_the_new_one(
 def test_a_stale_run_of_the_same_worker_cannot_fail_the_new_one(
     store: JobStore, clock: Clock
 ) -> None:
-    store.ingest("fake", "a", event("7", "d1"), b"{}")
-    run1 = store.claim("w", 30)
-    assert run1 is not None
-    clock.advance(seconds=31)
-    assert store.reap() == 1
-    run2 = store.claim("w", 30)
-    assert run2 is not None and run2.id == run1.id
+    run1, run2 = reclaimed(store, clock)
     # run 1 ends in a failure: its claim is over, so the job is left to run 2
     assert store.fail(run1, "w", "503", permanent=False, record=record(clock, "failed")) == "queued"
     job = store.get(run1.id)

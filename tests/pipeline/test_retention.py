@@ -12,13 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import event as sa_event
 
-from connector.helpdesks.base import IncomingEvent
-from connector.pipeline import db
-from connector.pipeline.retry import Backoff
 from connector.pipeline.store import Job, JobStore, RunRecord
 from tests.clock import Clock
+from tests.pipeline.stores import T0, event, opened
 
-T0 = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.UTC)
 KEEP = dt.timedelta(days=30)
 
 
@@ -29,18 +26,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def store(database_url: str, clock: Clock) -> Iterator[JobStore]:
-    engine = db.make_engine(database_url)
-    db.upgrade(engine)
-    backoff = Backoff(
-        base_seconds=10, cap_seconds=100, max_attempts=4, max_age=dt.timedelta(hours=1)
-    )
-    opened = JobStore(engine, backoff, clock=clock)
-    yield opened
-    opened.close()
-
-
-def event(ticket: str, delivery: str) -> IncomingEvent:
-    return IncomingEvent(ticket_id=ticket, delivery_id=delivery, event="ticket.updated")
+    with opened(database_url, clock) as job_store:
+        yield job_store
 
 
 def record(clock: Clock, outcome: str = "applied") -> RunRecord:

@@ -10,13 +10,10 @@ import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
-from connector.helpdesks.base import IncomingEvent
 from connector.pipeline import db
-from connector.pipeline.retry import Backoff
 from connector.pipeline.store import EPOCH, MAX_ID, JobStore, RunRecord
 from tests.clock import Clock
-
-T0 = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.UTC)
+from tests.pipeline.stores import T0, event, opened
 
 
 @pytest.fixture
@@ -26,18 +23,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def store(database_url: str, clock: Clock) -> Iterator[JobStore]:
-    engine = db.make_engine(database_url)
-    db.upgrade(engine)
-    backoff = Backoff(
-        base_seconds=10, cap_seconds=100, max_attempts=4, max_age=dt.timedelta(hours=1)
-    )
-    opened = JobStore(engine, backoff, clock=clock)
-    yield opened
-    opened.close()
-
-
-def event(ticket: str, delivery: str) -> IncomingEvent:
-    return IncomingEvent(ticket_id=ticket, delivery_id=delivery, event="ticket.updated")
+    with opened(database_url, clock) as job_store:
+        yield job_store
 
 
 def record(clock: Clock, outcome: str = "applied", error: str | None = None) -> RunRecord:
