@@ -392,7 +392,11 @@ def test_a_slot_outlives_a_database_lost_mid_job(
         _rename(store, "decisions_away", "decisions")
         clock.advance(seconds=5)  # past the lease: the reaper queues the job again
         wait_until(lambda: store.counts()["done"] == 1, timeout=20)
-        assert _warnings(caplog, "recording a job's outcome works again after")
+        # the slot logs the recovery after the run's commit, which the line above may see first
+        wait_until(
+            lambda: bool(_warnings(caplog, "recording a job's outcome works again after")),
+            timeout=10,
+        )
         assert worker.health()[0], worker.health()
     finally:
         worker.stop(grace_seconds=10)
