@@ -206,6 +206,10 @@ def load_options(
             f"instances.{instance.name}.webhook_secret",
             "required for Znuny: the invoker's BasicAuth password or header token",
         )
+    refused = basic_credentials_problem(options, instance.webhook_secret.get_secret_value())
+    if refused is not None:
+        key, reason = refused
+        raise settings_error(f"instances.{instance.name}.{key}", reason)
     if not HTTP_URL.match(instance.url):
         raise settings_error(
             f"instances.{instance.name}.url",
@@ -239,6 +243,38 @@ def header_password_problem(password: str) -> str | None:
             "header value, so Znuny would see another password; choose one without"
         )
     return None
+
+
+def basic_credentials_problem(options: ZnunyOptions, secret: str) -> tuple[str, str] | None:
+    """Why Znuny's invoker cannot send this BasicAuth user and secret, as (key, reason), or None.
+
+    The invoker builds the header with Perl's ``encode_base64`` over the user and password as
+    Znuny holds them: characters beyond Latin-1 make it die ("Wide character"), so no webhook
+    would leave Znuny, and Latin-1 ones go out as Latin-1 bytes where the receiver reads UTF-8
+    (RFC 7617), so every webhook would be refused. Only printable ASCII works both ways, and
+    the user must not contain the ``:`` that ends it. The secret is never quoted."""
+    if options.webhook_auth != "basic":
+        return None
+    user = options.webhook_basic_user
+    if not _printable_ascii(user) or ":" in user:
+        return (
+            "options.webhook_basic_user",
+            "must be printable ASCII without ':' (Znuny's invoker sends it through Perl's "
+            "encode_base64, and ':' ends the user in BasicAuth)",
+        )
+    if not _printable_ascii(secret):
+        return (
+            "webhook_secret",
+            "must be printable ASCII for webhook_auth: basic: Znuny's invoker sends it through "
+            "Perl's encode_base64, which dies on characters beyond Latin-1 and sends Latin-1 "
+            "ones in another encoding than the UTF-8 the connector reads; use a random ASCII "
+            "one (openssl rand -hex 32)",
+        )
+    return None
+
+
+def _printable_ascii(text: str) -> bool:
+    return all(" " <= char <= "~" for char in text)
 
 
 def _password_key(instance: InstanceSettings) -> str:

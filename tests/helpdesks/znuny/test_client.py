@@ -472,6 +472,34 @@ def test_credentials_a_header_cannot_carry_are_refused_at_load(
     assert "two\nlines" not in text and " padded " not in text  # the secret is not shown
 
 
+@pytest.mark.parametrize(
+    ("instance", "key", "reason"),
+    [
+        ({"webhook_secret": "секрет-для-вебхука"}, "webhook_secret", "printable ASCII"),
+        ({"webhook_secret": "pässwörd-of-latin-1"}, "webhook_secret", "encode_base64"),
+        ({"webhook_secret": "tab\tinside"}, "webhook_secret", "printable ASCII"),
+        ({"webhook_basic_user": "знуни"}, "options.webhook_basic_user", "printable ASCII"),
+        ({"webhook_basic_user": "zn:uny"}, "options.webhook_basic_user", "without ':'"),
+    ],
+)
+def test_basic_credentials_the_invoker_cannot_send_are_refused_at_load(
+    instance: dict[str, str], key: str, reason: str
+) -> None:
+    """Perl's encode_base64, which Znuny's invoker builds BasicAuth with, dies on characters
+    beyond Latin-1 and sends Latin-1 ones as Latin-1 bytes: no webhook would ever arrive, or
+    every one would be refused. Such credentials used to be accepted without a word."""
+    with pytest.raises(ConfigError) as caught:
+        build(znuny_instance(**instance))
+    text = str(caught.value)
+    assert f"instances.main.{key}" in text and reason in text
+    assert "секрет" not in text and "pässwörd" not in text  # the secret is not shown
+
+
+def test_header_auth_takes_any_webhook_secret() -> None:
+    options = load_options(znuny_instance(webhook_secret="секрет", webhook_auth="header"))
+    assert options.webhook_auth == "header"
+
+
 def test_check_config_names_a_password_the_header_cannot_carry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
