@@ -219,7 +219,19 @@ def load_mappings(directory: Path | str | None = None) -> Mappings:
 
     compiled: dict[str, BusinessCalendar] = {}
     for name, spec in calendars.calendars.items():
-        compiled[name] = compile_calendar(name, spec)
+        try:
+            compiled[name] = compile_calendar(name, spec)
+        except Exception as exc:  # a config problem must never end in a traceback
+            # e.g. a holiday subdivision python-holidays does not know (NotImplementedError)
+            issues.append(
+                ConfigIssue(
+                    file="calendars.yaml",
+                    path=f"calendars.{name}",
+                    message=f"cannot compile this calendar: {exc}",
+                )
+            )
+    if issues:
+        raise ConfigError(issues, directory=root)
     policy = Policy(
         levels=levels,
         tiers=tiers,

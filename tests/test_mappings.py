@@ -129,6 +129,33 @@ def test_shipped_mappings_load() -> None:
             "calendar: kazan ",
             "levels.yaml: calendar: unknown calendar 'kazan'",
         ),
+        # a year typo in the holiday data or a date is named, not a traceback
+        (
+            "calendars.yaml",
+            "holidays: {country: RU}",
+            "holidays: {country: RU, known_until: 20270}",
+            "calendars.yaml: calendars.moscow.holidays.known_until: year 20270 is outside",
+        ),
+        (
+            "calendars.yaml",
+            '"2025-03-07":',
+            '"9999-03-07":',
+            "calendars.yaml: calendars.moscow.dates: 9999-03-07: year 9999 is outside",
+        ),
+        (
+            "calendars.yaml",
+            '"2025-03-07":',
+            '"0025-03-07":',
+            "calendars.yaml: calendars.moscow.dates: 0025-03-07: year 25 is outside",
+        ),
+        # whatever else makes a calendar fail to compile is an issue too (here python-holidays
+        # raised NotImplementedError for an unknown region)
+        (
+            "calendars.yaml",
+            "holidays: {country: RU}",
+            "holidays: {country: RU, subdiv: XX}",
+            "calendars.yaml: calendars.moscow: cannot compile this calendar: ",
+        ),
         # YAML syntax errors give line and column
         ("tiers.yaml", "rules:", "rules: [", "tiers.yaml: line "),
         # duplicate keys are refused instead of silently merged

@@ -306,10 +306,12 @@ def compile_calendar(name: str, spec: CalendarSpec) -> BusinessCalendar:
     weekend_workdays: set[dt.date] = set()
     known_until: dt.date | None = None
     if spec.holidays is not None:
+        # Only the holiday source says how far the official data goes: an explicit date (a
+        # company closed day in 2030, a shortened pre-holiday day) says nothing about the
+        # decrees of the years up to it.
         names, weekend_workdays, known_year = _holiday_data(spec.holidays, first_year, last_year)
         if known_year is None:
             known_year = last_year
-        known_year = max([known_year, *(day.year for day in explicit)])
         known_until = dt.date(min(known_year, last_year), 12, 31)
 
     first = dt.date(first_year, 1, 1)

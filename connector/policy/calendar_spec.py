@@ -11,13 +11,27 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+# Years a calendar may name (``dates:`` keys, ``known_until``). Real working calendars live in
+# this span; anything outside is a typo ("20270", "9999-03-07", "0025-03-07") that would
+# otherwise make compilation fail or lay out a table of hundreds of thousands of days.
+YEAR_MIN: Final = 2000
+YEAR_MAX: Final = 2100
+
+
+def check_year(year: int) -> int:
+    """Refuse a year outside ``YEAR_MIN``–``YEAR_MAX`` with a message naming it."""
+    if not YEAR_MIN <= year <= YEAR_MAX:
+        raise ValueError(f"year {year} is outside {YEAR_MIN}–{YEAR_MAX}; a typo?")
+    return year
+
 
 _INTERVAL = re.compile(
     r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*-\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$"
@@ -90,6 +104,11 @@ class HolidaySource(BaseModel):
         ),
     )
 
+    @field_validator("known_until")
+    @classmethod
+    def _known_until_plausible(cls, value: int | None) -> int | None:
+        return None if value is None else check_year(value)
+
     @field_validator("country")
     @classmethod
     def _country_exists(cls, value: str) -> str:
@@ -160,6 +179,7 @@ class CalendarSpec(BaseModel):
     ) -> dict[dt.date, list[tuple[int, int]]]:
         for day, intervals in value.items():
             try:
+                check_year(day.year)
                 _normalize_day(intervals)
             except ValueError as exc:
                 raise ValueError(f"{day.isoformat()}: {exc}") from None

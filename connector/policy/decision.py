@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from connector.policy.calendar import BusinessCalendar, cap, due, working_seconds_between
 from connector.policy.classification import Classification, Classifier, Evidence
-from connector.policy.levels import LevelsFile, Urgency
+from connector.policy.levels import Level, LevelsFile, Urgency
 from connector.policy.overrides import AgentChoice, OverridesFile, agent_choices
 from connector.policy.ticket import TicketSnapshot
 from connector.policy.tiers import TiersFile, resolve_tier
@@ -72,19 +72,85 @@ class SlaDecision(BaseModel):
 def _accepted(
     choice: AgentChoice | None, allowed: tuple[str, ...] | set[str], warnings: list[str]
 ) -> str | None:
+    """The allowed id an agent chose, matched case-insensitively like every other signal.
+
+    Helpdesk select fields often show labels with a capital ("Errors", "Out"); tags, priorities
+    and valued fields already compare ignoring case, so a bare field's value does too.
+    """
     if choice is None:
         return None
-    if choice.value not in allowed:
+    canonical = {value.lower(): value for value in allowed}.get(choice.value.strip().lower())
+    if canonical is None:
         warnings.append(
             f"agent override {choice.signal} gives {choice.kind} {choice.value!r}, which is not "
             f"one of {', '.join(sorted(allowed))}; ignored"
         )
         return None
-    return choice.value
+    return canonical
+
+
+# The earliest and latest instants that stay valid datetimes in every zone (offsets reach
+# ±14 h), so a clamped due time can still be shown in local time anywhere.
+_FIRST_SAFE = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
+_LAST_SAFE = dt.datetime(9999, 12, 30, tzinfo=dt.UTC)
+
+
+def _utc(moment: dt.datetime, warnings: list[str]) -> dt.datetime:
+    """``moment`` in UTC; clamped (with a warning) at the very edge of the datetime range."""
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:
+        clamped = _LAST_SAFE if moment.year > 1 else _FIRST_SAFE
+        warnings.append(
+            f"ticket created at {moment.isoformat()}, which has no UTC equivalent; "
+            f"counted from {clamped.isoformat()} (check the ticket's creation time)"
+        )
+        return clamped
 
 
 def _hours(seconds: int) -> str:
     return f"{seconds / 3600:.2f}".rstrip("0").rstrip(".") + " h"
+
+
+def _due_time(
+    started: dt.datetime,
+    level: Level,
+    calendar: BusinessCalendar,
+    reasons: list[str],
+    warnings: list[str],
+) -> tuple[dt.datetime, Literal["working_hours", "cap"]]:
+    """The due time of ``level`` from ``started`` on ``calendar``, with its reason.
+
+    Raises:
+        OverflowError: when the count runs past the limits of the datetime range.
+    """
+    by_hours = due(started, level.hours, calendar)
+    due_at: dt.datetime = by_hours
+    due_by: Literal["working_hours", "cap"] = "working_hours"
+    if level.cap_days is not None:
+        by_cap = cap(started, level.cap_days, calendar)
+        if by_cap < by_hours:
+            due_at, due_by = by_cap, "cap"
+    zone = calendar.zone
+    if due_by == "cap":
+        reasons.append(
+            f"due {due_at.astimezone(zone).isoformat()}: cap of {level.cap_days} calendar days "
+            f"(not counting weekends) comes before {_hours(round(level.hours * 3600))} of "
+            f"working time on calendar {calendar.name}"
+        )
+    else:
+        reasons.append(
+            f"due {due_at.astimezone(zone).isoformat()}: {_hours(round(level.hours * 3600))} "
+            f"of working time on calendar {calendar.name} from "
+            f"{started.astimezone(zone).isoformat()}"
+        )
+    if not calendar.is_covered(due_at) or not calendar.is_covered(started):
+        warnings.append(
+            f"calendar {calendar.name} knows holidays only from {calendar.covered_from} to "
+            f"{calendar.covered_until}; outside that the due time assumes the regular week "
+            "(add the official dates to calendars.yaml)"
+        )
+    return due_at, due_by
 
 
 def decide(ticket: TicketSnapshot, policy: Policy, now: dt.datetime) -> SlaDecision:
@@ -154,35 +220,26 @@ def decide(ticket: TicketSnapshot, policy: Policy, now: dt.datetime) -> SlaDecis
     level = levels.levels[level_id]
 
     calendar = policy.calendars[level.calendar or levels.calendar]
-    started = ticket.created_at.astimezone(dt.UTC)
-    by_hours = due(started, level.hours, calendar)
-    due_at, due_by = by_hours, "working_hours"
-    if level.cap_days is not None:
-        by_cap = cap(started, level.cap_days, calendar)
-        if by_cap < by_hours:
-            due_at, due_by = by_cap, "cap"
-    zone = calendar.zone
-    if due_by == "cap":
-        reasons.append(
-            f"due {due_at.astimezone(zone).isoformat()}: cap of {level.cap_days} calendar days "
-            f"(not counting weekends) comes before {_hours(round(level.hours * 3600))} of "
-            f"working time on calendar {calendar.name}"
-        )
-    else:
-        reasons.append(
-            f"due {due_at.astimezone(zone).isoformat()}: {_hours(round(level.hours * 3600))} "
-            f"of working time on calendar {calendar.name} from "
-            f"{started.astimezone(zone).isoformat()}"
-        )
-    if not calendar.is_covered(due_at) or not calendar.is_covered(started):
+    started = _utc(ticket.created_at, warnings)
+    due_reasons: list[str] = []
+    due_warnings: list[str] = []
+    try:
+        due_at, due_by = _due_time(started, level, calendar, due_reasons, due_warnings)
+        if now >= due_at:
+            late = working_seconds_between(due_at, now, calendar)
+            due_reasons.append(f"overdue by {_hours(late)} of working time as of {now.isoformat()}")
+        reasons.extend(due_reasons)
+        warnings.extend(due_warnings)
+    except OverflowError:
+        # A creation time at the very edge of the datetime range (a helpdesk bug or a typo such
+        # as 9999-12-31): deciding without raising matters more than a meaningful due time.
+        due_at, due_by = min(max(started, _FIRST_SAFE), _LAST_SAFE), "working_hours"
+        reasons.append(f"due {due_at.isoformat()}: no due time can be computed")
         warnings.append(
-            f"calendar {calendar.name} knows holidays only from {calendar.covered_from} to "
-            f"{calendar.covered_until}; outside that the due time assumes the regular week "
-            "(add the official dates to calendars.yaml)"
+            f"ticket created at {ticket.created_at.isoformat()}, too close to the limits of the "
+            f"date range to count working time; due time set to {due_at.isoformat()} "
+            "(check the ticket's creation time)"
         )
-    if now >= due_at:
-        late = working_seconds_between(due_at, now, calendar)
-        reasons.append(f"overdue by {_hours(late)} of working time as of {now.isoformat()}")
     if started > now:
         warnings.append(f"ticket created at {started.isoformat()}, after 'now' ({now.isoformat()})")
 

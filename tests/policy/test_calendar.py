@@ -239,8 +239,48 @@ class TestTableEdges:
         assert moscow.covered_until >= dt.date(2027, 12, 31)
         assert moscow.is_covered(msk(2027, 6, 1, 12, 0))
 
+    @pytest.mark.parametrize("extra", [dt.date(2030, 3, 15), dt.date(2099, 3, 7)])
+    def test_an_explicit_date_does_not_make_its_years_known(
+        self, moscow: BusinessCalendar, extra: dt.date
+    ) -> None:
+        # A company closed day in 2030 (or a year typo) says nothing about the RU decrees for
+        # 2028-2030: those due dates must keep their "holidays unknown" warning.
+        raw = _shipped().calendars["moscow"].model_dump()
+        raw["dates"] = {**raw["dates"], extra: []}
+        calendar = compile_calendar("moscow", CalendarSpec.model_validate(raw))
+        assert calendar.covered_until == moscow.covered_until
+        assert not calendar.is_covered(msk(2029, 5, 7, 10, 0))
+        assert not calendar.is_working_day(extra)
+
+    def test_known_until_extends_coverage(self) -> None:
+        raw = _shipped().calendars["moscow"].model_dump()
+        raw["holidays"] = {"country": "RU", "known_until": 2030}
+        calendar = compile_calendar("moscow", CalendarSpec.model_validate(raw))
+        assert calendar.covered_until == dt.date(2030, 12, 31)
+
 
 class TestSpecValidation:
+    @pytest.mark.parametrize(
+        ("change", "loc", "message"),
+        [
+            (
+                {"holidays": {"country": "RU", "known_until": 20270}},
+                ("holidays", "known_until"),
+                "year 20270 is outside 2000–2100",
+            ),
+            ({"dates": {"9999-03-07": []}}, ("dates",), "9999-03-07: year 9999 is outside"),
+            ({"dates": {"0025-03-07": []}}, ("dates",), "0025-03-07: year 25 is outside"),
+        ],
+    )
+    def test_implausible_years_are_refused(
+        self, change: dict[str, object], loc: tuple[str, ...], message: str
+    ) -> None:
+        with pytest.raises(ValidationError) as caught:
+            CalendarSpec.model_validate({"week": {"mon": WORKDAY}, **change})
+        (error,) = caught.value.errors()
+        assert error["loc"] == loc
+        assert message in error["msg"]
+
     @pytest.mark.parametrize(
         ("week", "loc", "message"),
         [

@@ -498,6 +498,72 @@ def test_shipped_rules_cover_every_topic(shipped: Classifier) -> None:
         assert topics[topic_id].out_of_scope, topic_id
 
 
+# -- shipped rules: cases an audit found ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [
+        # word forms and synonyms of the policy's "не открывается сайт", "не могу войти в админку"
+        ("Сайты не открываются", ""),
+        ("Не работает сайт", ""),
+        ("Не удаётся войти в админку", ""),
+        ("Не получается войти в админку", ""),
+        ("Не могу войти в админ панель", ""),
+        ("Не могу зайти в административную часть сайта", ""),
+        # wording that looks like a cancel but describes a complete outage
+        ("Сайт не открывается", "Сайт не открывается ни с компьютера, ни на мобильном."),
+        ("Сайт не открывается", "Я удалил кеш браузера и cookies — не помогло."),
+        ("Сайт не открывается", "Остальные сайты работают нормально."),
+        ("Сайт лежит", "Рабочий сайт лежит, тестовый сайт при этом открывается."),
+        ("Site is down", "It loads neither on desktop nor on mobile."),
+        ("Every page shows a 500 error", ""),
+    ],
+)
+def test_shipped_complete_outage_is_an_emergency(
+    shipped: Classifier, subject: str, body: str
+) -> None:
+    # regulation §5.1/§5.3: the public or admin part is completely unusable
+    assert shipped.classify(subject, body).urgency == "emergency"
+
+
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [
+        ("Фильтр каталога", "Фильтр каталога полностью не работает"),
+        ("Поиск", "Поиск по каталогу полностью перестал работать"),
+        ("Опечатка", "Орфографическая ошибка в подвале на всех страницах"),
+        ("Wrong price", "Every page shows the old price"),
+        # the cancels still cancel
+        ("Сайт не открывается", "Сайт не открывается только на мобильном."),
+        ("Сайт не открывается", "Я удалил файл init.php, и сайт не открывается."),
+        ("Сайт не работает", "Остальные страницы работают."),
+        ("Тестовый сайт не открывается", ""),
+    ],
+)
+def test_shipped_partial_problem_is_not_an_emergency(
+    shipped: Classifier, subject: str, body: str
+) -> None:
+    assert shipped.classify(subject, body).urgency == "standard"
+
+
+@pytest.mark.parametrize("subject", ["Сайт открывается белым экраном", "Белые экраны в каталоге"])
+def test_shipped_white_screen_in_any_word_form_is_an_error(
+    shipped: Classifier, subject: str
+) -> None:
+    assert shipped.classify(subject, "").topic == "errors"
+
+
+def test_shipped_install_errors_are_out_of_scope(shipped: Classifier) -> None:
+    # regulation §4, not in scope: "Ошибки установки продукта" (general recommendations only)
+    found = shipped.classify(
+        "Ошибка установки", "При установке Битрикс падает с ошибкой, что делать?"
+    )
+    assert (found.scope, found.out_reasons) == ("out", ("install-errors",))
+    # an update's or a module's installation is not the product's
+    assert shipped.classify("Ошибка", "При установке обновлений ошибка").scope == "in"
+
+
 # -- corpus ----------------------------------------------------------------------------------
 
 

@@ -114,6 +114,44 @@ def test_levels_and_due_times(
     assert local_due(decision).isoformat(timespec="minutes") == due_local + "+03:00"
 
 
+def test_an_explicit_license_type_beats_a_license_key(policy: Policy) -> None:
+    # § 5.7: owners of the non-commercial version have license keys too
+    snapshot = ticket(
+        STANDARD,
+        organization=org("noncommercial"),
+        customer=Party(
+            email="it@school5.example", fields={"bitrix_license_key": "NFR-AB-12345678CD"}
+        ),
+    )
+    decision = decide(snapshot, policy, LATER)
+    assert (decision.tier, decision.tier_rule) == ("noncommercial", "noncommercial-license-field")
+    assert (decision.level, decision.working_hours) == ("noncommercial", 24)
+
+
+def test_a_license_key_alone_still_means_commercial(policy: Policy) -> None:
+    customer = Party(email="a@b.example", fields={"bitrix_license_key": "NFR-AB-12345678CD"})
+    decision = decide(ticket(STANDARD, customer=customer), policy, LATER)
+    assert (decision.tier, decision.tier_rule) == ("commercial", "commercial-license-key")
+
+
+@pytest.mark.parametrize(
+    "created",
+    [
+        dt.datetime(9999, 12, 31, 12, 0, tzinfo=dt.UTC),
+        dt.datetime(9999, 12, 31, 23, 0, tzinfo=dt.timezone(-dt.timedelta(hours=5))),
+        dt.datetime(1, 1, 1, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=3))),
+    ],
+)
+def test_a_creation_time_at_the_edge_of_the_date_range_still_decides(
+    policy: Policy, created: dt.datetime
+) -> None:
+    decision = decide(ticket(STANDARD, created=created), policy, LATER)
+    assert decision.level == "noncommercial"
+    assert decision.warnings
+    assert any("check the ticket's creation time" in warning for warning in decision.warnings)
+    decision.due_local(policy.calendars["moscow"])  # shows in local time without overflowing
+
+
 def test_cap_is_reported_when_it_wins(policy: Policy) -> None:
     created = dt.datetime(2026, 11, 3, 10, 0, tzinfo=MSK)
     decision = decide(ticket(STANDARD, created=created), policy, created)
@@ -168,6 +206,14 @@ class TestAgentsWin:
         assert (decision.topic, decision.topic_by) == ("installation", "agent")
         assert (decision.scope, decision.out_reasons) == ("in", ())
         assert not any(tag.startswith("sla:out:") for tag in decision.tags)
+
+    def test_a_bare_field_ignores_case_like_the_other_signals(self, policy: Policy) -> None:
+        # a select shows "Errors" / "Out"; tags, priorities and valued fields ignore case too
+        snapshot = ticket(STANDARD, fields={"sla_topic": "Errors", "sla_scope": " OUT "})
+        decision = decide(snapshot, policy, LATER)
+        assert (decision.topic, decision.topic_by) == ("errors", "agent")
+        assert (decision.scope, decision.scope_by) == ("out", "agent")
+        assert {"sla:topic:errors", "sla:scope:out"} <= set(decision.tags)
 
     def test_a_nonsense_choice_is_ignored_with_a_warning(self, policy: Policy) -> None:
         snapshot = ticket(STANDARD, fields={"sla_topic": "gardening"})
