@@ -23,6 +23,9 @@ import yaml
 from sqlalchemy.engine.url import make_url
 
 from connector.cli import build_parser
+from connector.helpdesks.registry import build as registry_build
+from connector.helpdesks.zammad.options import load_options as zammad_options
+from connector.helpdesks.znuny.options import load_options as znuny_options
 from connector.mappings import load_mappings
 from connector.settings import Settings, load_settings
 from tests.deploy.conftest import (
@@ -46,6 +49,12 @@ CUSTOM_RESOURCES = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 # declared-but-absent dependency as a warning (an error under --strict). That one finding is
 # expected while charts/ lacks it; anything else fails.
 MISSING_DEPENDENCY = "chart directory is missing these dependencies: postgresql"
+INGRESS_NGINX = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
+}
+MONITORING = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+EXTERNAL_DATABASE = {"url": "postgresql+psycopg://sla:pw@db.example.com:5432/sla"}
+ANYONE = "anyone"  # a NetworkPolicy rule without `from`
 
 
 def kube_versions(kubernetes_validate: ModuleType) -> list[str]:
@@ -431,6 +440,49 @@ def test_mappings_configmap_holds_the_files_verbatim(chart: ChartRenderer, tmp_p
     assert data == bundled
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "  # edited by the SLA team\nlevels: {}\n",
+        "\n\nlevels: {}\n",
+        "levels: {}\n\n\n",
+        "levels: {}",
+        "levels: {}\r\nlevels_note: x\r\n",
+        "levels: {}   \n\t# tab\n",
+        "---\nlevels: {}\n...\n",
+        "",
+    ],
+    ids=[
+        "indented-first-line",
+        "leading-blank-lines",
+        "trailing-blank-lines",
+        "no-final-newline",
+        "crlf",
+        "trailing-spaces-and-tab",
+        "document-markers",
+        "empty",
+    ],
+)
+def test_mappings_files_render_whatever_their_text(chart: ChartRenderer, text: str) -> None:
+    """A file given with ``--set-file mappings.files.<name>=...`` reaches the pods byte for byte,
+    whatever its first line or its end looks like."""
+    rendered = chart.render({"mappings": {"files": {"notes.yaml": text}}})
+    assert rendered.one("ConfigMap", f"{FULLNAME}-mappings")["data"]["notes.yaml"] == text
+
+
+def test_a_mappings_file_with_an_indented_header_still_loads(
+    chart: ChartRenderer, tmp_path: Path
+) -> None:
+    levels = (CHART_DIR / "files" / "mappings" / "levels.yaml").read_text(encoding="utf-8")
+    edited = "  # levels, edited by the SLA team\n" + levels
+    rendered = chart.render({"mappings": {"files": {"levels.yaml": edited}}})
+    data = rendered.one("ConfigMap", f"{FULLNAME}-mappings")["data"]
+    assert data["levels.yaml"] == edited
+    for name, text in data.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    load_mappings(tmp_path)
+
+
 @pytest.mark.parametrize("ci_file", ["sqlite-single", "postgres-scaled"])
 def test_checksum_rolls_pods_when_a_mapping_changes(chart: ChartRenderer, ci_file: str) -> None:
     values = chart.values(ci_file)
@@ -494,6 +546,43 @@ def test_sqlite_is_one_serve_pod_on_a_volume(chart: ChartRenderer) -> None:
     settings = load_yaml(text)
     assert settings["backup_dir"] == "/data/backups"
     assert (settings["backup_interval_hours"], settings["backup_keep"]) == (24, 5)
+
+
+@pytest.mark.parametrize(
+    ("component", "database"),
+    [("server", {}), ("web", EXTERNAL_DATABASE), ("worker", EXTERNAL_DATABASE)],
+    ids=["server", "web", "worker"],
+)
+@pytest.mark.parametrize(
+    ("pdb", "budget"),
+    [
+        ({"maxUnavailable": 0}, {"maxUnavailable": 0}),
+        ({"maxUnavailable": "0"}, {"maxUnavailable": 0}),
+        ({"maxUnavailable": "25%"}, {"maxUnavailable": "25%"}),
+        ({"maxUnavailable": ""}, {"maxUnavailable": 1}),
+        ({"minAvailable": 0}, {"minAvailable": 0}),
+        ({"minAvailable": 1, "maxUnavailable": 0}, {"minAvailable": 1}),
+    ],
+    ids=["max-0", "max-0-string", "max-percent", "max-empty", "min-0", "min-wins"],
+)
+def test_pdb_budget_takes_zero_as_a_value(
+    chart: ChartRenderer,
+    component: str,
+    database: dict[str, Any],
+    pdb: dict[str, Any],
+    budget: dict[str, Any],
+) -> None:
+    """0 is a budget, not "unset": ``maxUnavailable: 0`` (no voluntary eviction) stays 0."""
+    values: dict[str, Any] = {component: {"pdb": pdb}}
+    if database:
+        values["externalDatabase"] = database
+    (manifest,) = [
+        m
+        for m in chart.render(values).of_kind("PodDisruptionBudget")
+        if m["metadata"]["labels"]["app.kubernetes.io/component"] == component
+    ]
+    spec = manifest["spec"]
+    assert {k: v for k, v in spec.items() if k != "selector"} == budget
 
 
 def test_backups_are_refused_with_postgresql(helm: ModuleType, chart: ChartRenderer) -> None:
@@ -576,6 +665,7 @@ def test_postgres_runs_web_and_worker_with_autoscalers(chart: ChartRenderer) -> 
         "zammadToken",
         "zammadWebhookSecret",
         "znunyPassword",
+        "znunyWebhookSecret",  # Znuny needs one: the file lacked it, so no pod could start
     }
 
 
@@ -698,6 +788,136 @@ def test_chart_secret_holds_only_chart_managed_values(chart: ChartRenderer) -> N
             assert "ci-zammad-token" not in text
 
 
+def option_secret_values(**secrets: Any) -> dict[str, Any]:
+    """A Zammad and a Znuny whose secret options come from ``secrets`` (keys under it)."""
+    return {
+        "instances": [
+            {
+                "name": "main",
+                "kind": "zammad",
+                "url": "https://helpdesk.example.com",
+                "tokenSecret": "zammadToken",
+                "webhookSecretSecret": "zammadWebhookSecret",
+                "options": {"webhook_basic_user": "zammad"},
+                "optionSecrets": {"webhook_basic_password": "zammadBasicPassword"},
+            },
+            {
+                "name": "legacy",
+                "kind": "znuny",
+                "url": "https://otrs.example.com/otrs",
+                "tokenSecret": "znunyToken",
+                "webhookSecretSecret": "znunyWebhookSecret",
+                "options": {"user_login": "sla-connector"},
+                "optionSecrets": {"password": "znunyAgentPassword"},
+            },
+        ],
+        "secrets": {
+            "zammadToken": {"value": "ci-zammad-token"},
+            "zammadWebhookSecret": {"value": "ci-zammad-webhook-secret"},
+            "zammadBasicPassword": {"value": "ci-zammad-basic-password"},
+            "znunyToken": {"value": "ci-znuny-token"},
+            "znunyWebhookSecret": {"value": "ci-znuny-webhook-secret"},
+            "znunyAgentPassword": {"value": "ci-znuny-agent-password"},
+            **secrets,
+        },
+    }
+
+
+def test_option_secrets_reach_the_adapters_as_files(chart: ChartRenderer, tmp_path: Path) -> None:
+    """``instances[].optionSecrets`` keeps option secrets (Zammad's webhook password, Znuny's
+    agent password) out of the ConfigMap: they are mounted like the tokens and named by
+    ``options.<key>_file``, which the adapters read."""
+    rendered = chart.render(option_secret_values())
+    for config_map in rendered.of_kind("ConfigMap"):
+        for text in config_map["data"].values():
+            assert "basic-password" not in text
+            assert "agent-password" not in text
+    secret = rendered.one("Secret", FULLNAME)["data"]
+    assert base64.b64decode(secret["znunyAgentPassword"]) == b"ci-znuny-agent-password"
+    text = rendered.one("ConfigMap", f"{FULLNAME}-settings")["data"]["settings.yaml"]
+    written = {i["name"]: i["options"] for i in load_yaml(text)["instances"]}
+    assert written == {
+        "main": {
+            "webhook_basic_user": "zammad",
+            "webhook_basic_password_file": f"{SECRETS_DIR}/zammadBasicPassword",
+        },
+        "legacy": {
+            "user_login": "sla-connector",
+            "password_file": f"{SECRETS_DIR}/znunyAgentPassword",
+        },
+    }
+    spec = rendered.pod_specs()[f"Deployment/{FULLNAME}"]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "helpdesk-secrets"]
+    projected = {
+        item["path"]: base64.b64decode(secret[item["key"]]).decode()
+        for source in volume["projected"]["sources"]
+        for item in source["secret"]["items"]
+    }
+    assert set(re.findall(rf"{SECRETS_DIR}/(\S+)", text)) == set(projected)
+    for name, value in projected.items():
+        (tmp_path / name).write_text(f"{value}\n", encoding="utf-8")
+    settings_file = tmp_path / "settings.yaml"
+    settings_file.write_text(text.replace(SECRETS_DIR, str(tmp_path)), encoding="utf-8")
+    main, legacy = load_settings(environ={}, file=settings_file).instances
+    basic = zammad_options(main, environ={}).webhook_basic_password
+    assert basic is not None and basic.get_secret_value() == "ci-zammad-basic-password"
+    agent = znuny_options(legacy, environ={}).password
+    assert agent.get_secret_value() == "ci-znuny-agent-password"
+
+
+def test_option_secrets_from_an_existing_secret(chart: ChartRenderer) -> None:
+    existing = {"useExisting": True, "secretName": "znuny-agent", "secretKey": "password"}
+    rendered = chart.render(option_secret_values(znunyAgentPassword=existing))
+    assert "znunyAgentPassword" not in rendered.one("Secret", FULLNAME)["data"]
+    spec = rendered.pod_specs()[f"Deployment/{FULLNAME}"]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "helpdesk-secrets"]
+    sources = {
+        item["path"]: (source["secret"]["name"], item["key"])
+        for source in volume["projected"]["sources"]
+        for item in source["secret"]["items"]
+    }
+    assert sources["znunyAgentPassword"] == ("znuny-agent", "password")
+
+
+@pytest.mark.parametrize(
+    ("index", "key"),
+    [(0, "webhook_basic_password"), (0, "webhook_bearer_token"), (1, "password")],
+)
+def test_inline_secret_options_are_refused(
+    helm: ModuleType, chart: ChartRenderer, index: int, key: str
+) -> None:
+    """A secret option written under ``options`` would land in the settings ConfigMap."""
+    values = option_secret_values()
+    values["instances"][index]["options"][key] = "inline-secret"
+    values["instances"][index]["optionSecrets"] = {}
+    with pytest.raises(helm.HelmRenderError, match="would write a secret into a ConfigMap") as e:
+        chart.render(values)
+    assert f"instances[{index}].optionSecrets.{key}" in str(e.value)
+
+
+@pytest.mark.parametrize("variant", ["password_env", "password_file"])
+def test_an_option_secret_given_twice_is_refused(
+    helm: ModuleType, chart: ChartRenderer, variant: str
+) -> None:
+    values = option_secret_values()
+    values["instances"][1]["options"][variant] = "/somewhere/else"
+    with pytest.raises(helm.HelmRenderError, match=rf"options\.{variant} and optionSecrets\."):
+        chart.render(values)
+
+
+def test_option_secret_must_name_a_defined_secret(helm: ModuleType, chart: ChartRenderer) -> None:
+    values = option_secret_values()
+    values["instances"][1]["optionSecrets"] = {"password": "nope"}
+    with pytest.raises(
+        helm.HelmRenderError,
+        match=r"instances\[1\]\.optionSecrets\.password refers to secrets\.nope",
+    ):
+        chart.render(values)
+    values = option_secret_values(znunyAgentPassword={"value": ""})
+    with pytest.raises(helm.HelmRenderError, match=r"secrets\.znunyAgentPassword has no value"):
+        chart.render(values)
+
+
 # -- traffic -------------------------------------------------------------------------------------
 
 
@@ -745,6 +965,73 @@ def test_network_policy(chart: ChartRenderer) -> None:
     ]
 
 
+def ingress_peers(rendered: Rendered) -> dict[int, Any]:
+    """What the NetworkPolicy admits per port: ``ANYONE``, or the list of allowed peers (the
+    union over every rule naming the port, as Kubernetes ORs the rules)."""
+    admitted: dict[int, Any] = {}
+    for rule in rendered.one("NetworkPolicy")["spec"]["ingress"]:
+        for port in rule["ports"]:
+            if admitted.get(port["port"]) == ANYONE:
+                continue
+            if "from" not in rule:
+                admitted[port["port"]] = ANYONE
+            else:
+                admitted.setdefault(port["port"], []).extend(rule["from"])
+    return admitted
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_ingress_from_closes_the_http_port_whatever_metrics_from_says(
+    chart: ChartRenderer, database: str
+) -> None:
+    """8080 serves /webhooks and /admin as well as /metrics: once ingressFrom is set, only
+    ingressFrom, the `helm test` pod and metricsFrom (when set) reach it, in both shapes."""
+    base: dict[str, Any] = {"networkPolicy": {"ingressFrom": [INGRESS_NGINX]}}
+    if database == "postgresql":
+        base["externalDatabase"] = EXTERNAL_DATABASE
+    test_pod = {
+        "podSelector": {
+            "matchLabels": {
+                "app.kubernetes.io/name": "bitrix-sla-connector",
+                "app.kubernetes.io/instance": RELEASE,
+                "app.kubernetes.io/component": "test",
+            }
+        }
+    }
+    closed = ingress_peers(chart.render(base))
+    assert closed[8080] == [INGRESS_NGINX, test_pod]
+    scraped = ingress_peers(
+        chart.render(with_values(base, networkPolicy__metricsFrom=[MONITORING]))
+    )
+    assert scraped[8080] == [INGRESS_NGINX, test_pod, MONITORING]
+    if database == "postgresql":
+        assert closed[9102] == ANYONE  # metricsFrom empty: anyone, on the metrics-only port
+        assert scraped[9102] == [MONITORING]
+    else:
+        assert closed.keys() == scraped.keys() == {8080}  # no worker metrics port
+
+
+def test_worker_metrics_port_follows_metrics_from_alone(chart: ChartRenderer) -> None:
+    """Without ingressFrom 8080 is open to anyone; the worker's port has its own rule, and none
+    when the worker serves no metrics."""
+    base = {"externalDatabase": EXTERNAL_DATABASE}
+    assert ingress_peers(chart.render(base)) == {8080: ANYONE, 9102: ANYONE}
+    limited = chart.render(with_values(base, networkPolicy__metricsFrom=[MONITORING]))
+    assert ingress_peers(limited) == {8080: ANYONE, 9102: [MONITORING]}
+    moved = chart.render(with_values(base, metrics__workerPort=9200))
+    assert ingress_peers(moved) == {8080: ANYONE, 9200: ANYONE}
+    off = chart.render(with_values(base, metrics__enabled=False))
+    assert ingress_peers(off) == {8080: ANYONE}
+
+
+def test_notes_warn_when_prometheus_cannot_reach_the_http_port(chart: ChartRenderer) -> None:
+    warning = "add your Prometheus to networkPolicy.metricsFrom"
+    closed = chart.render({"networkPolicy": {"ingressFrom": [INGRESS_NGINX]}})
+    assert warning in " ".join(closed.notes.split())
+    assert warning not in " ".join(chart.render(chart.values("ingress-on")).notes.split())
+    assert warning not in " ".join(chart.render().notes.split())
+
+
 def test_notes_give_webhook_urls_and_setup_commands(chart: ChartRenderer) -> None:
     notes = chart.render(chart.values("sqlite-single")).notes
     assert f"http://{FULLNAME}.{NAMESPACE}.svc:80/webhooks/zammad/main" in notes
@@ -771,3 +1058,24 @@ def test_defaults_render_an_idle_sqlite_install(chart: ChartRenderer) -> None:
         rendered.one("ConfigMap", f"{FULLNAME}-settings")["data"]["settings.yaml"]
     )
     assert settings["instances"] == []
+
+
+@pytest.mark.parametrize("ci_file", CI_FILES)
+def test_every_ci_values_file_starts_a_connector(
+    chart: ChartRenderer, ci_file: str, tmp_path: Path
+) -> None:
+    """The settings each ci/*-values.yaml renders load, and every helpdesk instance in them
+    builds its adapter: the options the chart writes are the options the adapters take (one
+    file once gave a Znuny instance ``user:``, which no Znuny adapter accepts). Mounted secrets
+    are stood in for by ASCII files of the same names."""
+    rendered = chart.render(chart.values(ci_file))
+    text = rendered.one("ConfigMap", f"{FULLNAME}-settings")["data"]["settings.yaml"]
+    for name in set(re.findall(rf"{SECRETS_DIR}/([\w.-]+)", text)):
+        (tmp_path / name).write_text(f"ci-{name}-value\n", encoding="utf-8")
+    settings_file = tmp_path / "settings.yaml"
+    settings_file.write_text(text.replace(SECRETS_DIR, str(tmp_path)), encoding="utf-8")
+    database = {"DATABASE_URL": f"sqlite:///{tmp_path / 'sla.db'}"}
+    settings = load_settings(environ=database, file=settings_file)
+    assert settings.instances
+    for instance in settings.instances:
+        registry_build(instance)  # raises ConfigError naming the option it refuses

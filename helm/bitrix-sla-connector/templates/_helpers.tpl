@@ -168,6 +168,9 @@ Secrets
 {{- if .webhookSecretSecret -}}
 {{- $names = append $names .webhookSecretSecret -}}
 {{- end -}}
+{{- range $_, $name := .optionSecrets -}}
+{{- $names = append $names $name -}}
+{{- end -}}
 {{- end -}}
 {{- $names | compact | uniq | sortAlpha | join "\n" -}}
 {{- end -}}
@@ -195,7 +198,9 @@ adminToken: {{ .Values.secrets.adminToken.value | b64enc | quote }}
 Mappings and settings
 --------------------------------------------------------------------------------------- */}}
 
-{{/* The mappings ConfigMap data: the bundled files, overridden or extended by mappings.files. */}}
+{{/* The mappings ConfigMap data as YAML: the bundled files, overridden or extended by
+mappings.files. toYaml quotes each file whatever its text (an indented first line, blank lines
+at the end, no final newline, CRLF), so the pods read it byte for byte. */}}
 {{- define "bitrix-sla-connector.mappingsData" -}}
 {{- $files := dict -}}
 {{- range $path, $_ := .Files.Glob "files/mappings/*.yaml" -}}
@@ -204,10 +209,7 @@ Mappings and settings
 {{- range $name, $content := .Values.mappings.files -}}
 {{- $_ := set $files $name $content -}}
 {{- end -}}
-{{- range $name := keys $files | sortAlpha }}
-{{ $name }}: |
-{{ get $files $name | trimSuffix "\n" | indent 2 }}
-{{- end -}}
+{{- toYaml $files -}}
 {{- end -}}
 
 {{/* The connector's settings file (keys as connector.settings reads them). */}}
@@ -240,7 +242,11 @@ Mappings and settings
 {{- if hasKey . "timeoutSeconds" -}}
 {{- $_ := set $instance "timeout_seconds" .timeoutSeconds -}}
 {{- end -}}
-{{- with .options -}}
+{{- $options := deepCopy (default dict .options) -}}
+{{- range $key, $name := .optionSecrets -}}
+{{- $_ := set $options (printf "%s_file" $key) (printf "%s/%s" $dir $name) -}}
+{{- end -}}
+{{- with $options -}}
 {{- $_ := set $instance "options" . -}}
 {{- end -}}
 {{- $instances = append $instances $instance -}}
@@ -263,6 +269,18 @@ checksum/settings: {{ include "bitrix-sla-connector.settingsFile" . | sha256sum 
 {{- with include "bitrix-sla-connector.secretData" . }}
 checksum/secret: {{ . | sha256sum }}
 {{- end }}
+{{- end -}}
+
+{{/* A PodDisruptionBudget's budget from a `<component>.pdb` value: minAvailable when set, else
+maxUnavailable (1 when empty). 0 is a value, not "unset", for both. */}}
+{{- define "bitrix-sla-connector.pdbBudget" -}}
+{{- if or .minAvailable (eq (toString .minAvailable) "0") -}}
+minAvailable: {{ .minAvailable }}
+{{- else if or .maxUnavailable (eq (toString .maxUnavailable) "0") -}}
+maxUnavailable: {{ .maxUnavailable }}
+{{- else -}}
+maxUnavailable: 1
+{{- end -}}
 {{- end -}}
 
 {{/* prometheus.io annotations: (dict "context" $ "port" 8080). */}}
@@ -409,7 +427,7 @@ topologySpreadConstraints:
 {{- end -}}
 
 {{/* ---------------------------------------------------------------------------------------
-Guards: refuse configurations that would lose or corrupt data
+Guards: refuse configurations that would lose or corrupt data, or leak a secret
 --------------------------------------------------------------------------------------- */}}
 
 {{- define "bitrix-sla-connector.validateValues" -}}
@@ -440,8 +458,23 @@ Guards: refuse configurations that would lose or corrupt data
 {{- fail "bitrix-sla-connector: secrets.adminToken.useExisting needs secrets.adminToken.secretName" -}}
 {{- end -}}
 {{- range $index, $instance := .Values.instances -}}
-{{- range $field := list "tokenSecret" "webhookSecretSecret" -}}
-{{- $name := get $instance $field -}}
+{{- $options := $instance.options | default dict -}}
+{{- range $key := list "password" "webhook_basic_password" "webhook_bearer_token" -}}
+{{- if hasKey $options $key -}}
+{{- fail (printf "bitrix-sla-connector: instances[%d].options.%s would write a secret into a ConfigMap; name a key under `secrets` in instances[%d].optionSecrets.%s instead" $index $key $index $key) -}}
+{{- end -}}
+{{- end -}}
+{{- $refs := dict "tokenSecret" $instance.tokenSecret "webhookSecretSecret" ($instance.webhookSecretSecret | default "") -}}
+{{- range $key, $name := $instance.optionSecrets -}}
+{{- range $variant := list "" "_env" "_file" -}}
+{{- if hasKey $options (printf "%s%s" $key $variant) -}}
+{{- fail (printf "bitrix-sla-connector: instances[%d] gives options.%s%s and optionSecrets.%s; keep one" $index $key $variant $key) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $refs (printf "optionSecrets.%s" $key) $name -}}
+{{- end -}}
+{{- range $field := keys $refs | sortAlpha -}}
+{{- $name := get $refs $field -}}
 {{- if $name -}}
 {{- if not (hasKey $.Values.secrets $name) -}}
 {{- fail (printf "bitrix-sla-connector: instances[%d].%s refers to secrets.%s, which is not defined" $index $field $name) -}}
