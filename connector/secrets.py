@@ -50,7 +50,8 @@ def resolve_secret(data: dict[str, Any], key: str, environ: Mapping[str, str]) -
         The secret, or None when none of the three is given.
 
     Raises:
-        SecretError: more than one variant is given, the variable is not set or the file
+        SecretError: more than one variant is given, the inline value is not a string (YAML
+            made a number, a boolean or a list of it), the variable is not set or the file
             cannot be read.
     """
     inline = data.pop(key, None)
@@ -68,6 +69,10 @@ def resolve_secret(data: dict[str, Any], key: str, environ: Mapping[str, str]) -
             return SecretStr(Path(str(file_name)).read_text(encoding="utf-8").strip())
         except OSError as exc:
             raise SecretError(f"{key}_file", f"cannot read {file_name}: {exc.strerror}") from None
-    if inline is None:
-        return None
-    return inline if isinstance(inline, SecretStr) else SecretStr(str(inline))
+    if inline is None or isinstance(inline, SecretStr):
+        return inline
+    if not isinstance(inline, str):
+        # YAML reads an unquoted 01234567 as the number 342391, yes as True, [a] as a list:
+        # turned into text, they would be another secret than the one written
+        raise SecretError(key, "must be a string; quote it")
+    return SecretStr(inline)

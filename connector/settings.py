@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import ArgumentError
 
 from connector.errors import SETTINGS_FILE, ConfigError, ConfigIssue
+from connector.pipeline.db import URL_SCHEME, url_problem
 from connector.secrets import SecretError, resolve_secret
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/bitrix-sla.db"
@@ -64,18 +65,44 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 def _secret(
-    data: dict[str, Any], key: str, environ: Mapping[str, str], where: str
+    data: dict[str, Any], key: str, environ: Mapping[str, str], where: str = ""
 ) -> SecretStr | None:
     """Resolve ``key`` given inline, as ``key_env`` or as ``key_file`` (:mod:`connector.secrets`).
 
     Settings errors are plain ``ValueError`` texts that start with the key path (``load_settings``
-    turns them into one issue of the settings file), so the path is put into the message here.
+    turns them into one issue of the settings file), so the path (``where``, then the offending
+    key) is put into the message here.
     """
     try:
         return resolve_secret(data, key, environ)
     except SecretError as exc:
-        path = where if exc.key == key else f"{where}.{exc.key}"
+        path = f"{where}.{exc.key}" if where else exc.key
         raise ValueError(f"{path}: {exc}") from None
+
+
+#: Words that make an option a secret (``password``, ``webhook_bearer_token``…): its value is
+#: masked in reprs. ``<key>_env`` and ``<key>_file`` name where a secret is, and are shown.
+_SECRET_OPTION = re.compile(r"password|token|secret", re.IGNORECASE)
+_MASK = "**********"
+#: A model validator's message starts with the key it blames: ``database_password: …``.
+_MODEL_KEY = re.compile(r"^([a-z_]+): ")
+
+
+def masked_options(value: Any) -> Any:
+    """``value`` with the values of secret-named keys (at any depth) replaced by a mask."""
+    if isinstance(value, Mapping):
+        return {
+            key: _MASK
+            if isinstance(key, str)
+            and _SECRET_OPTION.search(key)
+            and not key.endswith(("_env", "_file"))
+            and item is not None
+            else masked_options(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [masked_options(item) for item in value]
+    return value
 
 
 class InstanceSettings(BaseModel):
@@ -97,6 +124,15 @@ class InstanceSettings(BaseModel):
         if not _NAME.match(self.name):
             raise ValueError(f"name {self.name!r}: use lower-case letters, digits, '-' and '_'")
         return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """The fields for ``repr`` and ``str``, secrets given inline in ``options`` masked.
+
+        The adapters resolve and validate their options later (and hold secrets as
+        ``SecretStr``); until then an agent's password sits here as a plain string.
+        """
+        for name, value in super().__repr_args__():
+            yield name, masked_options(value) if name == "options" else value
 
 
 class Settings(BaseModel):
@@ -164,15 +200,31 @@ class Settings(BaseModel):
     def _supported_database(cls, value: SecretStr) -> SecretStr:
         """A URL for SQLite or PostgreSQL, ``postgres://`` spelled as the installed driver's.
 
-        The messages name the scheme at most, never the rest: the URL may hold a password.
+        The messages name the scheme at most, never the rest: the URL may hold a password. What
+        stands before ``://`` is named only if it looks like a scheme: in a libpq keyword string
+        (``host=db password=…``) it is a secret. A URL SQLAlchemy would misread (a password with
+        an unescaped ``@``, a port that is no number) is refused here, not when it is opened.
         """
         scheme, separator, rest = value.get_secret_value().partition("://")
-        if not separator:
+        if not separator or not URL_SCHEME.match(scheme):
             raise ValueError(f"not a database URL; {_DATABASE_HINT}")
         dialect = _DATABASE_SCHEMES.get(scheme.lower())
         if dialect is None:
             raise ValueError(f"unsupported database {scheme!r}; {_DATABASE_HINT}")
+        problem = url_problem(value.get_secret_value())
+        if problem is not None:
+            raise ValueError(f"{problem}; {_DATABASE_HINT}")
         return value if dialect == scheme else SecretStr(f"{dialect}://{rest}")
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty token would turn the admin API on with a token no request can match."""
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError(
+                "the admin token is empty; give one, or none at all to keep the admin API off"
+            )
+        return value
 
     @model_validator(mode="after")
     def _backups_of_sqlite_only(self) -> Settings:
@@ -232,7 +284,14 @@ _ENV_KEYS = {
 def load_settings(
     environ: Mapping[str, str] | None = None, file: Path | str | None = None
 ) -> Settings:
-    """Settings from a YAML file (``file`` or ``$BITRIX_SLA_CONFIG``) overlaid by environment."""
+    """Settings from a YAML file (``file`` or ``$BITRIX_SLA_CONFIG``) overlaid by environment.
+
+    A variable that is set wins over the file's key, in every spelling of it there: with
+    ``BITRIX_SLA_ADMIN_TOKEN`` set, the file's ``admin_token``, ``admin_token_env`` and
+    ``admin_token_file`` are all ignored. A problem with a variable's value is reported as the
+    variable's (``environment: BITRIX_SLA_MAX_BODY_BYTES: …``), one with the file's as the key's
+    in the file.
+    """
     from connector.mappings import format_loc, read_yaml
 
     env = os.environ if environ is None else environ
@@ -244,13 +303,20 @@ def load_settings(
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError([ConfigIssue(where, "", "expected a mapping at the top")])
         data = dict(loaded or {})
+    from_env: dict[str, str] = {}  # key -> the variable that set it
     for variable, key in _ENV_KEYS.items():
         if env.get(variable):
+            for variant in (f"{key}_env", f"{key}_file"):
+                data.pop(variant, None)
             data[key] = env[variable]
+            from_env[key] = variable
+    given: dict[str, str] = {}  # secret key -> the spelling the file gave it in
     try:
         for key in ("database_url", "database_password", "admin_token"):
-            if key in data or f"{key}_env" in data or f"{key}_file" in data:
-                data[key] = _secret(data, key, env, key)
+            spelling = next((k for k in (key, f"{key}_env", f"{key}_file") if k in data), None)
+            if spelling is not None:
+                given[key] = spelling
+                data[key] = _secret(data, key, env)
         listed = data.get("instances") or []
         if not isinstance(listed, list):
             raise ValueError(
@@ -268,10 +334,20 @@ def load_settings(
             data["instances"] = instances
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        issues = [
-            ConfigIssue(where, format_loc(e["loc"]), str(e["msg"]).removeprefix("Value error, "))
-            for e in exc.errors()
-        ]
+        issues = []
+        for error in exc.errors():
+            loc = error["loc"]
+            message = str(error["msg"]).removeprefix("Value error, ")
+            named = _MODEL_KEY.match(message)
+            key = str(loc[0]) if loc else named.group(1) if named else ""
+            if key in from_env and not loc:  # a check of several keys names the key it blames
+                issues.append(ConfigIssue("environment", "", message))
+            elif key in from_env:
+                issues.append(ConfigIssue("environment", from_env[key], message))
+            elif loc and key in given:
+                issues.append(ConfigIssue(where, format_loc((given[key], *loc[1:])), message))
+            else:
+                issues.append(ConfigIssue(where, format_loc(loc), message))
         raise ConfigError(issues) from None
     except ValueError as exc:
         raise ConfigError([ConfigIssue(where, "", str(exc))]) from None

@@ -63,6 +63,9 @@ def create_app(
     # A backstop for every route; the webhook route also reads under its own exact cap.
     app.config["MAX_CONTENT_LENGTH"] = service.settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # No route answers OPTIONS (the edge serves no browsers, so no CORS): it gets the JSON 405
+    # with an Allow header, as any other method a route does not take, not Flask's empty 200.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.extensions[SERVICE_KEY] = service
     gate = WriteGate.for_settings(service.settings)
     app.extensions[GATE_KEY] = gate
@@ -73,7 +76,10 @@ def create_app(
     app.register_blueprint(routes_ingest.bp)
     routes_ingest.add_instance_routes(app, service.receivers)
     app.register_blueprint(routes_health.bp)
-    app.register_blueprint(routes_admin.bp)
+    if service.settings.admin_token is not None:
+        # Off, its routes do not exist: every method on /admin/... is a 404, not a 405 whose
+        # Allow header would show what is there.
+        app.register_blueprint(routes_admin.bp)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(SQLAlchemyError, _storage_error)
     app.register_error_handler(Exception, _unexpected_error)

@@ -1,7 +1,8 @@
 """Bearer-token check for the read-only admin API.
 
 The admin API shows ticket ids, errors and decisions, so it is off unless an operator sets
-``BITRIX_SLA_ADMIN_TOKEN``; when off it answers 404 as if it did not exist. The comparison is
+``BITRIX_SLA_ADMIN_TOKEN``; when off its routes are not registered, so every method on
+``/admin/...`` answers 404 as if it did not exist. The comparison is
 constant-time (:func:`hmac.compare_digest`) so response timing says nothing about the token.
 """
 

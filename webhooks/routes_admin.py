@@ -24,7 +24,11 @@ MAX_LIMIT = 500
 
 @bp.before_request
 def _authorize() -> Response | None:
-    """404 while no admin token is configured, 401 for a missing or wrong bearer token."""
+    """401 for a missing or wrong bearer token.
+
+    The app registers this blueprint only with an admin token configured; the 404 here is a
+    backstop for an app built around it otherwise.
+    """
     expected = current_service().settings.admin_token
     if expected is None:
         return problem(404, "not_found", "the admin API is off: no admin token is configured")

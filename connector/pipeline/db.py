@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,7 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.engine.url import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from connector.errors import StoreUnavailableError
 
@@ -241,12 +242,73 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def redact(url: str) -> str:
-    """``url`` as it may be shown: the password, if any, as ``***``."""
+#: What a URL's scheme may be (RFC 3986): anything else before ``://`` is no scheme, and may
+#: be a secret (a libpq keyword string such as ``password=…://…``), so it is never shown.
+URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
+_HIDDEN = "***"
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot name the job store's database, or None; the text never quotes it.
+
+    SQLAlchemy ends a URL's password at its first ``@``: the rest of the password becomes the
+    host (``user:p@ss@host`` connects to ``ss@host``, sending part of the password to the DNS
+    resolver) and shows up wherever the URL is shown with its password hidden. Such a URL is
+    refused, as is one whose port is no number (SQLAlchemy's ``int()`` fails on it).
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator or not URL_SCHEME.match(scheme):
+        return "not a database URL"
+    if _password_holds_at(rest):
+        return (
+            "the password holds an '@' (or the URL another '@' after its credentials); "
+            "percent-encode it ('@' as %40) or give the password in BITRIX_SLA_DATABASE_PASSWORD"
+        )
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+    except ValueError:
+        return "the port is not a number"
+    except ArgumentError:
+        return "not a database URL"
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        return "the port is not a number from 1 to 65535"
+    return None
+
+
+def _password_holds_at(rest: str) -> bool:
+    """Whether the URL after ``://`` gives a password and has more than one ``@``.
+
+    The password starts after the first ``:`` of the credentials; SQLAlchemy ends them at the
+    first ``@``. Another ``@`` after that one is (unless percent-encoded) part of a password.
+    """
+    credentials, at, after = rest.partition("@")
+    user, colon, _ = credentials.partition(":")
+    return bool(at and colon) and "/" not in user and "@" in after
+
+
+def redact(url: str) -> str:
+    """``url`` as it may be shown: the password, if any, as ``***``; never any of its text.
+
+    A URL whose password holds an unescaped ``@`` is shown up to its user name and from its
+    last ``@`` on (its query left out), since SQLAlchemy would take the password's tail for
+    the host; a URL that cannot be parsed is shown as its scheme, if it has one.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator or not URL_SCHEME.match(scheme):
+        return "(not a database URL)"
+    if _password_holds_at(rest):
+        user = rest.partition(":")[0]
+        tail = rest.rpartition("@")[2]
+        location, question, _ = tail.partition("?")
+        return f"{scheme}://{user}:{_HIDDEN}@{location}{'?…' if question else ''}"
+    try:
+        parsed = make_url(url)
     except (SQLAlchemyError, ValueError):  # not parseable: show only the part before credentials
-        return url.split("://", 1)[0] + "://…"
+        return f"{scheme}://…"
+    hidden = {
+        key: _HIDDEN if "password" in key.lower() else value for key, value in parsed.query.items()
+    }
+    return parsed.set(query=hidden).render_as_string(hide_password=True)
 
 
 @contextmanager
@@ -255,10 +317,14 @@ def opening(url: str) -> Iterator[None]:
 
     Raises :class:`StoreUnavailableError` naming the database (password hidden) and the
     driver's reason, in place of a driver traceback; the original stays chained for debugging.
+    A URL SQLAlchemy would misread (:func:`url_problem`) is refused before anything connects.
     """
+    problem = url_problem(url)
+    if problem is not None:
+        raise StoreUnavailableError(f"cannot open the job store at {redact(url)}: {problem}")
     try:
         yield
-    except (SQLAlchemyError, OSError) as exc:
+    except (SQLAlchemyError, OSError, ValueError) as exc:
         raise StoreUnavailableError(
             f"cannot open the job store at {redact(url)}: {_reason(exc, url)}"
         ) from exc
@@ -284,6 +350,9 @@ def _reason(exc: BaseException, url: str) -> str:
         text = str(exc.orig)
     elif isinstance(exc, OSError) and exc.strerror:
         text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    elif isinstance(exc, ValueError):
+        # a parsing error of the URL's parts (``int()`` of a port) quotes them: never echo it
+        text = f"{type(exc).__name__} (the database URL or its options are malformed)"
     else:
         text = str(exc)
     first = _first_line(text) or type(exc).__name__

@@ -45,6 +45,23 @@ def test_off_without_a_token(make_app: Callable[..., Flask], tmp_path: Path, pat
     assert_problem(client.get(path, headers=AUTH), 404, "not_found")
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+@pytest.mark.parametrize("path", ["/admin/jobs", "/admin/jobs/1", "/admin", "/admin/nothing"])
+def test_off_is_404_for_every_method(
+    make_app: Callable[..., Flask], tmp_path: Path, method: str, path: str
+) -> None:
+    """Off, the admin API is as if it did not exist: POST and DELETE /admin/jobs used to
+    answer 405 with an Allow header naming the methods it takes."""
+    client = make_app(settings=make_settings(tmp_path, admin_token=None)).test_client()
+
+    response = client.open(path, method=method, headers=AUTH)
+
+    assert response.status_code == 404
+    assert "Allow" not in response.headers
+    if method != "HEAD":
+        assert_problem(response, 404, "not_found")
+
+
 @pytest.mark.parametrize(
     "authorization",
     [None, "", f"Basic {ADMIN_TOKEN}", "Bearer", "Bearer wrong", f"Bearer {ADMIN_TOKEN}x"],

@@ -257,6 +257,17 @@ def test_get_on_the_webhook_route(client: FlaskClient, service: Service) -> None
     assert row_counts(service) == NOTHING
 
 
+@pytest.mark.parametrize("path", [URL, "/webhooks/fake/other", "/healthz", "/admin/jobs"])
+def test_options_is_a_json_405(client: FlaskClient, service: Service, path: str) -> None:
+    """OPTIONS answered 200 with an empty text/html body (Flask's automatic answer), the one
+    non-JSON answer of the edge."""
+    response = client.options(path)
+
+    assert_problem(response, 405, "method_not_allowed")
+    assert "OPTIONS" not in response.headers["Allow"]
+    assert row_counts(service) == NOTHING
+
+
 def test_form_posts_are_unsupported(client: FlaskClient, service: Service) -> None:
     response = post_event(client, content_type="application/x-www-form-urlencoded")
 
