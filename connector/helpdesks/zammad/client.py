@@ -47,6 +47,10 @@ from connector.helpdesks.zammad.rest import ZammadApi, record_path
 from connector.policy.ticket import Party, TicketSnapshot
 
 SEARCH_LIMIT = 200  # Zammad's maximum per page (tickets_controller, 2021)
+#: how many of a page's last tickets the sweep takes its next lower bound from: the oldest of
+#: their times is one Elasticsearch sorted by unless every one of them was updated and not
+#: indexed again yet (see ZammadAdapter.changed_since)
+SETTLED_TAIL = 10
 #: managed field → the option that names its ticket attribute
 _OPTION_KEYS = {
     "sla_due_at": "due_at_attribute",
@@ -247,17 +251,21 @@ class ZammadAdapter:
         page already read that is updated meanwhile (our own write-back does that) moves to the
         end, every later ticket moves one place forward, and the first one of the next page is
         never listed — nor by the next sweep, since it did not change. Instead each search asks
-        for ``updated_at >= <the newest updated_at read so far>``, oldest first, and skips the
-        ids already listed:
+        for ``updated_at >= <a time the previous page reached>``, oldest first, and skips the
+        ids already listed.
+
+        Elasticsearch orders and filters by the ``updated_at`` it has indexed, while the times
+        in the answer's assets come from the database; a ticket updated a moment ago and not
+        indexed again yet shows a newer time than its place in the list. Moving the search on
+        to the newest time of a page would then jump past every ticket indexed in between, and
+        those did not change, so no later sweep would list them. So the search moves on to the
+        oldest time among the page's last :data:`SETTLED_TAIL` tickets: a ticket whose index
+        is current has the time it is sorted by, and every ticket sorted before it was listed.
 
         * a short page is the last;
-        * a full page that lists nothing new, and reaches past that time, holds only tickets
-          updated during this sweep; every ticket not listed yet was updated later still and is
-          found by the next sweep (whose ``since`` lies before this sweep's start), so it stops;
-        * a full page whose tickets all share one ``updated_at`` cannot move on by time: that
-          instant is walked by id (``id:>last``, sorted by id), then the search goes on
-          strictly after it. Elasticsearch's order among equal times is not defined, so
-          nothing depends on it.
+        * a full page that cannot move on by time (its tail shares the lower bound) walks that
+          instant by id (``id:>last``, sorted by id), then goes on strictly after it.
+          Elasticsearch's order among equal times is not defined, so nothing depends on it.
 
         A ticket updated while the sweep runs may be listed once more; that is harmless (the
         job store coalesces) and it is never listed twice by one call.
@@ -278,13 +286,12 @@ class ZammadAdapter:
                     f"{lower.isoformat()}, got tickets up to {newest.isoformat()} only; "
                     "the search does not honour the updated_at condition"
                 )
-            if lower is None or newest > lower:
-                if not fresh:
-                    return
-                lower, strict = newest, False
-            else:  # 200 or more tickets share this instant: time cannot move the search on
-                yield from self._walk_instant(newest, seen)
-                lower, strict = newest, True
+            reached = min(moment for _, moment in page[-SETTLED_TAIL:])
+            if lower is None or reached > lower:
+                lower, strict = reached, False
+            else:  # the page's tail shares this instant: time cannot move the search on
+                yield from self._walk_instant(lower, seen)
+                strict = True
 
     def _walk_instant(self, moment: dt.datetime, seen: set[int]) -> Iterator[str]:
         """Every open ticket whose ``updated_at`` is exactly ``moment``, by id, 200 at a time."""

@@ -571,23 +571,54 @@ def test_changed_since_walks_many_tickets_sharing_one_updated_at(
     assert sum("sort_by=id" in url for url in urls) == 3
 
 
-def test_changed_since_asks_for_the_newest_time_read_with_milliseconds(
+def test_changed_since_goes_on_from_the_page_tail_with_milliseconds(
     zammad: ZammadSandbox, adapter: ZammadAdapter, session: KeepingSession, clock: Clock
 ) -> None:
+    """The next search starts at the oldest time among the first page's last ten tickets
+    (ticket 191 of 200), to the millisecond Zammad shows."""
     bob = zammad.add_customer("bob@example.org")
     clock.advance(microseconds=377_912)
     for number in range(201):
         clock.advance(seconds=1)
         zammad.create_ticket(f"T{number}", customer=bob["id"])
-    newest_of_first_page = zammad.ticket(200)["updated_at"]
-    assert newest_of_first_page == "2026-03-02T07:03:20.377Z"
+    assert zammad.ticket(191)["updated_at"] == "2026-03-02T07:03:11.377Z"
     session.sent.clear()
     assert len(list(adapter.changed_since(None))) == 201
     second = parse_qs(urlsplit(searches(session)[1]).query)["query"]
     assert second == [
         'state.name:("new" OR "open" OR "pending reminder" OR "pending close") '
-        "AND updated_at:>=2026-03-02T07\\:03\\:20.377Z"
+        "AND updated_at:>=2026-03-02T07\\:03\\:11.377Z"
     ]
+
+
+@responses.activate
+def test_a_ticket_the_index_has_not_caught_up_with_pushes_none_out() -> None:
+    """Elasticsearch sorts and filters by the time it indexed; the answer's assets show the
+    database's. Ticket 100 was updated a moment ago and sits where its old time puts it, with
+    a time two days later. Moving on to a page's newest time jumped past tickets 201-400,
+    which had not changed, so no sweep listed them again."""
+    base = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    indexed = {i: base + dt.timedelta(seconds=i) for i in range(1, 401)}
+    stored = {**indexed, 100: base + dt.timedelta(days=2)}
+
+    def search(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        query = parse_qs(urlsplit(str(request.url)).query)["query"][0]
+        ids = sorted(indexed, key=lambda i: (indexed[i], i))
+        if ">=" in query:
+            text = query.split("updated_at:>=")[1].replace("\\", "")
+            lower = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            ids = [i for i in ids if indexed[i] >= lower]
+        ids = ids[:200]
+        assets = {
+            str(i): {"id": i, "updated_at": stored[i].isoformat(timespec="milliseconds")}
+            for i in ids
+        }
+        answer = {"tickets": ids, "tickets_count": len(ids), "assets": {"Ticket": assets}}
+        return 200, {}, json.dumps(answer)
+
+    responses.add_callback(responses.GET, SEARCH, callback=search)
+    listed = [int(ticket_id) for ticket_id in _offline_adapter().changed_since(base)]
+    assert sorted(listed) == list(range(1, 401))
 
 
 def _answer(ids: list[int], updated_at: str | None = "2026-03-02T07:00:00.000Z") -> Any:
