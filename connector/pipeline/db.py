@@ -43,7 +43,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.engine.url import make_url
+from sqlalchemy.engine.url import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from connector.errors import StoreUnavailableError
@@ -259,56 +259,85 @@ def url_problem(url: str) -> str | None:
     scheme, separator, rest = url.partition("://")
     if not separator or not URL_SCHEME.match(scheme):
         return "not a database URL"
-    if _password_holds_at(rest):
-        return (
-            "the password holds an '@' (or the URL another '@' after its credentials); "
-            "percent-encode it ('@' as %40) or give the password in BITRIX_SLA_DATABASE_PASSWORD"
-        )
     try:
         parsed = make_url(url)
     except ValueError:
         return "the port is not a number"
     except ArgumentError:
         return "not a database URL"
+    if _misread(rest, parsed):
+        return (
+            "the password holds an '@' (or the URL another '@' after its credentials); "
+            "percent-encode it ('@' as %40) or give the password in BITRIX_SLA_DATABASE_PASSWORD"
+        )
     if parsed.port is not None and not 1 <= parsed.port <= 65535:
         return "the port is not a number from 1 to 65535"
     return None
 
 
-def _password_holds_at(rest: str) -> bool:
-    """Whether the URL after ``://`` gives a password and has more than one ``@``.
+def _misread(rest: str, parsed: URL) -> bool:
+    """Whether SQLAlchemy took part of the password (or of the credentials) for what follows.
 
-    The password starts after the first ``:`` of the credentials; SQLAlchemy ends them at the
-    first ``@``. Another ``@`` after that one is (unless percent-encoded) part of a password.
+    ``rest`` is the URL after ``://`` and ``parsed`` what SQLAlchemy made of it. SQLAlchemy
+    ends a password at its first ``@``; the tail of a password holding another ``@`` lands in
+    the host (``p@ss@host``), in the database (``p@ss/x@host/db``) or, after a ``?`` of the
+    password, in the query, where it is kept (as a key) or dropped. An ``@`` of the query
+    string itself (``?application_name=svc@web``) is no problem: SQLAlchemy keeps it there.
     """
-    credentials, at, after = rest.partition("@")
-    user, colon, _ = credentials.partition(":")
-    return bool(at and colon) and "/" not in user and "@" in after
+    if "@" in (parsed.host or ""):
+        return True
+    if parsed.password is None:
+        return False
+    if "@" in (parsed.database or ""):
+        return True
+    # The password starts after the credentials' first ':' (a user name holds none) and ends
+    # at the next '@'; every '@' after that one must be one SQLAlchemy kept in a query value.
+    tail = rest.partition(":")[2].partition("@")[2]
+    kept = 0
+    for key, value in parsed.query.items():
+        if "@" in key:
+            return True
+        values = (value,) if isinstance(value, str) else value
+        kept += sum(item.count("@") for item in values)
+    return tail.count("@") > kept
 
 
 def redact(url: str) -> str:
     """``url`` as it may be shown: the password, if any, as ``***``; never any of its text.
 
-    A URL whose password holds an unescaped ``@`` is shown up to its user name and from its
-    last ``@`` on (its query left out), since SQLAlchemy would take the password's tail for
-    the host; a URL that cannot be parsed is shown as its scheme, if it has one.
+    A URL SQLAlchemy would misread (:func:`_misread`: its password holds an unescaped ``@``)
+    is shown as :func:`_misread_location` says, since SQLAlchemy would take the password's
+    tail for the host; any other URL as SQLAlchemy parses it (an ``@`` of its query string
+    stays there); a URL that cannot be parsed is shown as its scheme, if it has one.
     """
     scheme, separator, rest = url.partition("://")
     if not separator or not URL_SCHEME.match(scheme):
         return "(not a database URL)"
-    if _password_holds_at(rest):
-        user = rest.partition(":")[0]
-        tail = rest.rpartition("@")[2]
-        location, question, _ = tail.partition("?")
-        return f"{scheme}://{user}:{_HIDDEN}@{location}{'?…' if question else ''}"
     try:
         parsed = make_url(url)
     except (SQLAlchemyError, ValueError):  # not parseable: show only the part before credentials
         return f"{scheme}://…"
+    if _misread(rest, parsed):
+        return f"{scheme}://{_misread_location(rest)}"
     hidden = {
         key: _HIDDEN if "password" in key.lower() else value for key, value in parsed.query.items()
     }
     return parsed.set(query=hidden).render_as_string(hide_password=True)
+
+
+def _misread_location(rest: str) -> str:
+    """A URL SQLAlchemy would misread, after ``://``, as it may be shown: its user name, the
+    password hidden, and the host and database from the last ``@`` on (the query left out).
+
+    Nothing before the last ``@`` is shown, since any of it may be the password's. If that
+    ``@`` lies in a query value (a ``=`` since the ``?`` before it), the host is not shown.
+    """
+    user = rest.partition(":")[0]
+    head, _, tail = rest.rpartition("@")
+    location, question, _ = tail.partition("?")
+    if "?" in head and "=" in head.rpartition("?")[2]:
+        return f"{user}:{_HIDDEN}@…"
+    return f"{user}:{_HIDDEN}@{location}{'?…' if question else ''}"
 
 
 @contextmanager
