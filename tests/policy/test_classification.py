@@ -518,6 +518,15 @@ def test_shipped_rules_cover_every_topic(shipped: Classifier) -> None:
         ("Сайт лежит", "Рабочий сайт лежит, тестовый сайт при этом открывается."),
         ("Site is down", "It loads neither on desktop nor on mobile."),
         ("Every page shows a 500 error", ""),
+        # магазин and reversed word orders of "сайт полностью перестал работать"
+        ("Срочно", "Магазин полностью недоступен"),
+        ("Срочно", "Магазин полностью перестал работать"),
+        ("Срочно", "Полностью перестал работать сайт, покупатели не могут оформить заказ"),
+        # a typo that CAUSES the outage is not a cosmetic defect
+        ("Outage", "The site is down. There was a typo in our DNS record"),
+        ("Авария", "Из-за опечатки в DNS-записи сайт не открывается"),
+        # naming every browser is not a browser workaround
+        ("Site is down", "Not in Chrome, not in Firefox."),
     ],
 )
 def test_shipped_complete_outage_is_an_emergency(
@@ -539,6 +548,10 @@ def test_shipped_complete_outage_is_an_emergency(
         ("Сайт не открывается", "Я удалил файл init.php, и сайт не открывается."),
         ("Сайт не работает", "Остальные страницы работают."),
         ("Тестовый сайт не открывается", ""),
+        ("Вопрос", "Не работает сайт в части оформления заказа"),
+        ("Вопрос", "Сайты не работают в IE11"),
+        ("Вопрос", "Почему после смены шаблона не работает сайт на планшете? остальное ок"),
+        ("Typo", "There is a typo on the page"),
     ],
 )
 def test_shipped_partial_problem_is_not_an_emergency(
