@@ -228,7 +228,7 @@ class ZnunyAdapter:
         if since is not None and since.tzinfo is None:
             raise ValueError("since must be an aware datetime")
         limit = self.options.search_limit
-        start = None if since is None else self._wall(since)
+        start = None if since is None else self._wall(since) - self._fold_after(since)
         try:
             yield from windowed(self._search, start, limit, lambda: self._wall(self._clock()))
         except PagingError as exc:
@@ -331,6 +331,20 @@ class ZnunyAdapter:
             body["TicketChangeTimeOlderDate"] = high.strftime(OTRS_TIME)
         data, _ = self._call("POST", "/TicketSearch", "TicketSearch", json=body)
         return _parse(TicketSearchAnswer, data, f"{self._source}: POST /TicketSearch").ticket_ids
+
+    def _fold_after(self, since: dt.datetime) -> dt.timedelta:
+        """How far Znuny's wall clock goes back soon after ``since`` (the night clocks go back in
+        ``OTRSTimeZone``), else zero. History in the repeated hour is later than ``since`` but
+        shows earlier wall times, so the search starts that much earlier; re-listing a ticket
+        costs one read."""
+        later = min(self._clock(), since + dt.timedelta(hours=2))
+        before, after = (
+            since.astimezone(self._zone).utcoffset(),
+            later.astimezone(self._zone).utcoffset(),
+        )
+        if before is None or after is None:
+            return dt.timedelta(0)
+        return max(before - after, dt.timedelta(0))
 
     def _wall(self, moment: dt.datetime) -> dt.datetime:
         """``moment`` as Znuny's wall clock (naive, whole seconds) in ``OTRSTimeZone``."""

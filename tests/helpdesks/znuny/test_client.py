@@ -748,3 +748,32 @@ def test_a_malformed_ticket_id_is_permanent(sandbox: ZnunySandbox, adapter: Znun
     with pytest.raises(PermanentError, match=r"TicketGet\.WrongStructure"):
         adapter.read("0")
     assert [op.error_code for op in sandbox.operations()] == ["TicketGet.WrongStructure"]
+
+
+def test_a_change_in_the_repeated_hour_after_since_is_swept() -> None:
+    """Znuny searches history by wall-clock time in ``OTRSTimeZone``. On the night clocks go
+    back, a sweep from 02:59 (summer time, first pass) used to search from the wall time 02:59
+    and missed a follow-up at 02:30 winter time, half an hour LATER: the window now starts the
+    clock change earlier."""
+    clock = Clock(dt.datetime(2026, 10, 25, 0, 30, tzinfo=dt.UTC))  # 02:30 CEST
+    berlin = "Europe/Berlin"
+    sandbox = start_sandbox(otrs_time_zone=berlin, clock=clock)
+    try:
+        ticket = new_ticket(sandbox)
+        clock.advance(minutes=29)
+        since = clock.now  # 02:59 CEST
+        clock.advance(minutes=31)  # 02:30 CET, the hour again
+        sandbox.add_article(int(ticket), body="any news?", sender_type="customer")
+        clock.advance(minutes=10)
+        instance = znuny_instance(url=sandbox.base_url, otrs_time_zone=berlin)
+        options = load_options(instance)
+        adapter = ZnunyAdapter(
+            instance.name,
+            instance.url,
+            options,
+            possible_values=possible_values(instance.name, options),
+            clock=clock,
+        )
+        assert list(adapter.changed_since(since)) == [ticket]
+    finally:
+        sandbox.stop()
