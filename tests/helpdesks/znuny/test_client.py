@@ -542,11 +542,11 @@ def timed(clock: Clock) -> Iterator[ZnunySandbox]:
     server.stop()
 
 
-def limited(sandbox: ZnunySandbox, clock: Clock, limit: int) -> ZnunyAdapter:
+def limited(
+    sandbox: ZnunySandbox, clock: Clock, limit: int, zone: str = "Europe/Moscow"
+) -> ZnunyAdapter:
     """An adapter whose TicketSearch pages hold ``limit`` ids, on the sandbox's clock."""
-    instance = znuny_instance(
-        url=sandbox.base_url, otrs_time_zone="Europe/Moscow", search_limit=limit
-    )
+    instance = znuny_instance(url=sandbox.base_url, otrs_time_zone=zone, search_limit=limit)
     options = load_options(instance)
     values = possible_values(instance.name, options)
     return ZnunyAdapter(instance.name, instance.url, options, possible_values=values, clock=clock)
@@ -765,15 +765,7 @@ def test_a_change_in_the_repeated_hour_after_since_is_swept() -> None:
         clock.advance(minutes=31)  # 02:30 CET, the hour again
         sandbox.add_article(int(ticket), body="any news?", sender_type="customer")
         clock.advance(minutes=10)
-        instance = znuny_instance(url=sandbox.base_url, otrs_time_zone=berlin)
-        options = load_options(instance)
-        adapter = ZnunyAdapter(
-            instance.name,
-            instance.url,
-            options,
-            possible_values=possible_values(instance.name, options),
-            clock=clock,
-        )
+        adapter = limited(sandbox, clock, 10_000, zone=berlin)
         assert list(adapter.changed_since(since)) == [ticket]
     finally:
         sandbox.stop()
