@@ -49,6 +49,15 @@ def clock() -> Clock:
 
 
 @pytest.fixture
+def clocked(clock: Clock) -> Iterator[tuple[FakeHelpdesk, FakeAdapter]]:
+    """A fake helpdesk whose time is ``clock`` (ticket changes, for the sweep), and its adapter."""
+    server = FakeHelpdesk(TOKEN, clock=clock)
+    server.start()
+    yield server, FakeAdapter("main", server.base_url, TOKEN, timeout=5)
+    server.stop()
+
+
+@pytest.fixture
 def store(database_url: str, clock: Clock) -> Iterator[JobStore]:
     engine = db.make_engine(database_url)
     db.upgrade(engine)

@@ -21,7 +21,7 @@ from connector.pipeline.worker import Outage, PeriodicTask
 from connector.policy.decision import Policy, decide
 from connector.sandbox.fake_helpdesk import FakeHelpdesk, wait_until
 from tests.clock import Clock
-from tests.pipeline.conftest import TOKEN, make_worker, partner_ticket
+from tests.pipeline.conftest import make_worker, partner_ticket
 
 
 def ingest(store: JobStore, ticket_id: str, delivery: str) -> None:
@@ -263,27 +263,25 @@ def test_the_lease_keeper_goes_on_while_a_periodic_task_runs(
 
 
 def test_a_failed_sweep_is_done_again_by_the_next_tick(
-    store: JobStore, policy: Policy, clock: Clock
+    store: JobStore,
+    policy: Policy,
+    clock: Clock,
+    clocked: tuple[FakeHelpdesk, FakeAdapter],
 ) -> None:
-    helpdesk = FakeHelpdesk(TOKEN, clock=clock)
-    helpdesk.start()
-    try:
-        adapter = FakeAdapter("main", helpdesk.base_url, TOKEN, timeout=5)
-        sweep = reconciliation(store, {("fake", "main"): adapter}, 300)
-        worker = make_worker(store, adapter, policy, concurrency=0, periodic=(sweep,))
-        worker.tick_periodic()  # the first sweep: nothing changed yet
-        clock.advance(seconds=30)
-        ticket = partner_ticket(helpdesk)  # an agent edits it and the webhook is lost
-        clock.advance(seconds=270)
-        helpdesk.faults.fail_for(60, status=500, methods=["GET"])
-        worker.tick_periodic()  # the helpdesk is down: this sweep fails
-        assert store.list_jobs() == []
-        helpdesk.faults.clear()
-        clock.advance(seconds=300)  # the change is now older than the next window and overlap
-        worker.tick_periodic()
-        assert [(job.ticket_id, job.reason) for job in store.list_jobs()] == [(ticket, "sweep")]
-    finally:
-        helpdesk.stop()
+    helpdesk, adapter = clocked
+    sweep = reconciliation(store, {("fake", "main"): adapter}, 300)
+    worker = make_worker(store, adapter, policy, concurrency=0, periodic=(sweep,))
+    worker.tick_periodic()  # the first sweep: nothing changed yet
+    clock.advance(seconds=30)
+    ticket = partner_ticket(helpdesk)  # an agent edits it and the webhook is lost
+    clock.advance(seconds=270)
+    helpdesk.faults.fail_for(60, status=500, methods=["GET"])
+    worker.tick_periodic()  # the helpdesk is down: this sweep fails
+    assert store.list_jobs() == []
+    helpdesk.faults.clear()
+    clock.advance(seconds=300)  # the change is now older than the next window and overlap
+    worker.tick_periodic()
+    assert [(job.ticket_id, job.reason) for job in store.list_jobs()] == [(ticket, "sweep")]
 
 
 def test_stop_lets_a_running_job_finish(
