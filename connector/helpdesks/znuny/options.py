@@ -256,13 +256,13 @@ def basic_credentials_problem(options: ZnunyOptions, secret: str) -> tuple[str, 
     if options.webhook_auth != "basic":
         return None
     user = options.webhook_basic_user
-    if not _printable_ascii(user) or ":" in user:
+    if not (user.isascii() and user.isprintable()) or ":" in user:
         return (
             "options.webhook_basic_user",
             "must be printable ASCII without ':' (Znuny's invoker sends it through Perl's "
             "encode_base64, and ':' ends the user in BasicAuth)",
         )
-    if not _printable_ascii(secret):
+    if not (secret.isascii() and secret.isprintable()):
         return (
             "webhook_secret",
             "must be printable ASCII for webhook_auth: basic: Znuny's invoker sends it through "
@@ -271,10 +271,6 @@ def basic_credentials_problem(options: ZnunyOptions, secret: str) -> tuple[str, 
             "one (openssl rand -hex 32)",
         )
     return None
-
-
-def _printable_ascii(text: str) -> bool:
-    return all(" " <= char <= "~" for char in text)
 
 
 def _password_key(instance: InstanceSettings) -> str:
