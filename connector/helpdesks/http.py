@@ -13,6 +13,7 @@ value the request carried is masked if the server echoes it back.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import email.utils
 import json
@@ -366,3 +367,14 @@ def _redact(text: str, request: requests.PreparedRequest | None) -> str:
             if len(secret) >= 4:
                 text = text.replace(secret, "***")
     return text
+
+
+def basic_authorization(user: str, password: str) -> str:
+    """``Basic base64(user:password)`` with the credentials encoded as UTF-8 (RFC 7617 §2.1).
+
+    Not ``requests``' ``session.auth``: it encodes Latin-1, so a Cyrillic password raises
+    ``UnicodeEncodeError`` on every request and ``"päss"`` is sent as bytes a server that reads
+    UTF-8 (Zammad, and this connector's own webhook receivers) does not match.
+    """
+    credentials = f"{user}:{password}".encode()
+    return "Basic " + base64.b64encode(credentials).decode("ascii")

@@ -24,7 +24,6 @@ encodes (facts §4.1, §4.2):
 
 from __future__ import annotations
 
-import base64
 import re
 import time
 import uuid
@@ -36,7 +35,13 @@ from pydantic import BaseModel
 
 from connector.errors import PermanentError, TransientError
 from connector.helpdesks.base import ApiCall
-from connector.helpdesks.http import error_for, error_text, new_session, parse_body
+from connector.helpdesks.http import (
+    basic_authorization,
+    error_for,
+    error_text,
+    new_session,
+    parse_body,
+)
 from connector.helpdesks.zammad.options import ZammadOptions
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -65,17 +70,6 @@ def auth_headers(options: ZammadOptions, token: str) -> dict[str, str]:
     if options.api_auth == "basic":
         return {"Authorization": basic_authorization(options.api_user or "", token)}
     return {"Authorization": f"Token token={token}"}
-
-
-def basic_authorization(user: str, password: str) -> str:
-    """``Basic base64(user:password)`` with the credentials encoded as UTF-8 (RFC 7617 §2.1).
-
-    Not ``requests``' ``session.auth``: it encodes Latin-1, so a Cyrillic password raises
-    ``UnicodeEncodeError`` on every request and ``"päss"`` is sent as bytes Zammad does not
-    match (it compares the decoded bytes with the UTF-8 password).
-    """
-    credentials = f"{user}:{password}".encode()
-    return "Basic " + base64.b64encode(credentials).decode("ascii")
 
 
 def is_lock_error(text: str) -> bool:

@@ -27,7 +27,6 @@ Facts §1.1, §2 and §0:
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import re
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from connector.helpdesks.http import basic_authorization
 from connector.helpdesks.signatures import sign
 from connector.sandbox.zammad.state import ARTICLE_TYPES, SENDERS, Row, Store
 from connector.sandbox.zammad.triggers import Job
@@ -126,8 +126,7 @@ def render(store: Store, job: Job, base_url: str) -> Outgoing:
             headers["Authorization"] = f"Bearer {webhook['bearer_token']}"
         user, password = webhook["basic_auth_username"], webhook["basic_auth_password"]
         if user and password:  # with a bearer token too, basic wins (7.x order: not in the facts)
-            credentials = f"{user}:{password}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode("ascii")
+            headers["Authorization"] = basic_authorization(str(user), str(password))
         return Outgoing(
             method=str(webhook["http_method"]).upper(),
             url=str(webhook["endpoint"]),
