@@ -13,8 +13,11 @@ Header names are looked up case-insensitively because the edge may hand over a w
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Collection, Iterable
 from typing import Literal, Protocol
 
@@ -52,6 +55,20 @@ def tokens_match(expected: str, given: str | None) -> bool:
     if not expected or given is None:
         return False
     return hmac.compare_digest(expected.encode(), given.encode())
+
+
+#: whitespace a wrapped base64 text may carry: Perl's ``encode_base64`` (Znuny's invoker) breaks
+#: its output into 76-character lines, and LWP sends each line break of a header as a space
+_FOLDS = re.compile(r"[ \t]+")
+
+
+def basic_credentials(encoded: str) -> str | None:
+    """The ``user:password`` a Basic ``Authorization`` value's base64 text holds, read as UTF-8
+    (RFC 7617); None when it is not base64 of UTF-8 text. Spaces and tabs inside are ignored."""
+    try:
+        return base64.b64decode(_FOLDS.sub("", encoded), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
 
 
 def sign(secret: str | bytes, body: bytes, algorithm: Algorithm = "sha256") -> str:

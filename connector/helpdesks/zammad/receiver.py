@@ -22,8 +22,6 @@ and ``&`` as ``\\u003c``…, so re-serialising the parsed JSON would not reprodu
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import hashlib
 
@@ -34,6 +32,7 @@ from connector.helpdesks.base import IncomingEvent, load_json
 from connector.helpdesks.signatures import (
     Algorithm,
     HeaderSource,
+    basic_credentials,
     check_signature,
     header,
     tokens_match,
@@ -122,10 +121,9 @@ class ZammadReceiver:
         scheme, _, encoded = (authorization or "").strip().partition(" ")
         if scheme.lower() != "basic" or not encoded.strip():
             raise AuthError("missing basic authentication")
-        try:
-            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise AuthError("malformed basic authentication") from None
+        decoded = basic_credentials(encoded)
+        if decoded is None:
+            raise AuthError("malformed basic authentication")
         user, _, password = decoded.partition(":")
         expected_password = self._options.webhook_basic_password
         user_ok = tokens_match(self._options.webhook_basic_user or "", user)

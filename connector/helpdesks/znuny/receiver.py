@@ -34,25 +34,26 @@ How Znuny behaves as a webhook sender (facts §1):
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Collection
 
 from pydantic import ValidationError
 
 from connector.errors import AuthError, PayloadError
 from connector.helpdesks.base import IncomingEvent, load_json
-from connector.helpdesks.signatures import HeaderSource, check_token, header, tokens_match
+from connector.helpdesks.signatures import (
+    HeaderSource,
+    basic_credentials,
+    check_token,
+    header,
+    tokens_match,
+)
 from connector.helpdesks.znuny.payload import InvokerRequest
 
 log = logging.getLogger(__name__)
 DF_UPDATE = "TicketDynamicFieldUpdate_"
-#: what Perl's line-wrapped base64 leaves inside a BasicAuth header (LWP turns "\n" into " ")
-_FOLDS = re.compile(r"[ \t]+")
 #: the SysConfig setting that keeps articles out of the invoker body
 OMITTED_FIELDS_SETTING = "GenericInterface::Invoker::Ticket::Generic::PrepareRequest::OmittedFields"
 
@@ -126,11 +127,9 @@ class ZnunyReceiver:
         scheme, _, encoded = given.strip().partition(" ")
         if scheme.lower() != "basic" or not encoded.strip():
             raise AuthError("Authorization header is not Basic credentials")
-        try:
-            text = _FOLDS.sub("", encoded)  # Znuny's encode_base64 wraps at 76 characters
-            decoded = base64.b64decode(text, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise AuthError("Authorization header is not valid Basic credentials") from None
+        decoded = basic_credentials(encoded)  # Znuny's encode_base64 wraps at 76 characters
+        if decoded is None:
+            raise AuthError("Authorization header is not valid Basic credentials")
         if not tokens_match(f"{self._basic_user}:{self._secret}", decoded):
             raise AuthError("BasicAuth user or password does not match the configuration")
 
